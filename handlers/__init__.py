@@ -1,0 +1,1 @@
+"""Thin cloud entry points (AWS Lambda, Google Cloud Functions) over `core`."""
