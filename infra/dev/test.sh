@@ -10,8 +10,11 @@ echo "== ruff" >&2
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
+# A fresh temp root per run, removed with rm (deep hostile trees would defeat Python's rmtree).
+basetemp=$(mktemp -d "${TMPDIR:-/tmp}/bucketbuild-tests.XXXXXX")
+trap 'rm -rf "$basetemp"' EXIT
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+.venv/bin/python -m pytest --basetemp="$basetemp/pytest" -p no:cacheprovider "$@" || status=$?
 if [[ $status -eq 5 ]]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
