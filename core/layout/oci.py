@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,14 +119,18 @@ class OciLayout:
             check_ref_name(ref_name)
             descriptor = _with_annotation(descriptor, REF_NAME, ref_name)
         self.ensure()
-        # locking the oci-layout marker keeps two writers from dropping each other's entry
-        with (self.root / "oci-layout").open("rb") as lock:
+        # Lock the layout directory itself: it is the one inode every writer shares (the
+        # oci-layout marker may be replaced by a concurrent first writer's atomic rename).
+        lock = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             kept = tuple(d for d in self.read_index().manifests
                          if not _same_entry(d, descriptor, ref_name))
             index = Index(mt.OCI_INDEX, (*kept, descriptor))
             with atomic_file(self.root / "index.json") as stream:
                 stream.write(index.to_json())
+        finally:
+            os.close(lock)
 
 
 def write_oci_image(root: Path, *, manifest: bytes, config: bytes, layers: Sequence[Blob],
