@@ -1,0 +1,195 @@
+"""RUN steps: the stage's tree extracted, the command run in the sandbox, the change snapshotted.
+
+The command line follows BuildKit: the shell form runs through the SHELL in force; the exec
+form as written; a RUN whose only argument is a here-document runs its body as the shell's
+command string, or, when the body starts with `#!`, as an executable file shown at
+`/dev/pipes/<NAME>`; any other RUN with here-documents (`RUN python3 <<EOF`) gives the shell the
+command line followed by the bodies and their delimiters, so the shell feeds them as stdin.
+The environment is the step's (ENV, ARGs in scope, proxy build args) plus HOME from the user's
+passwd entry when not set; the user and groups come from the stage's /etc/passwd and
+/etc/group. Output lines go out as `StepOutput` events with secret values masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from core.build.config_steps import with_shell
+from core.build.events import StepOutput
+from core.build.history import run_text
+from core.build.layers import Layer
+from core.build.mounts import PreparedMounts, prepare_mounts
+from core.build.session import BuildSession
+from core.build.stage import StageState
+from core.build.users import Identity, run_user
+from core.dockerfile.instructions import RunInstruction
+from core.errors import BuildError, DeadlineError, StepError
+from core.plan import Step
+from core.rootfs import Root
+from core.run.spec import BindMount, RunResult, RunSpec, Sandbox
+from core.snapshot.diff import SnapshotMode, snapshot
+from core.snapshot.index import StatIndex
+from core.snapshot.tarwriter import write_diff
+
+log = logging.getLogger(__name__)
+
+_HEREDOC_MARKER = re.compile(r"^(\d*)<<(-?)\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?$")
+_SCRIPT_DIR = "/dev/pipes"
+
+
+@dataclass(frozen=True)
+class RunResultInfo:
+    created_by: str
+    layer: Layer | None
+
+
+def command_line(run: RunInstruction, shell_prefix: Callable[[tuple[str, ...]], tuple[str, ...]],
+                 ) -> tuple[tuple[str, ...], str | None]:
+    """(argv, script name) for a RUN; the script name is set when a `#!` here-document is
+    run as a file from `/dev/pipes/`."""
+    args = run.command
+    script = None
+    if run.heredocs:
+        if len(args) != 1 or run.json:
+            raise StepError(f"parsing produced an invalid run command: {list(args)}")
+        first = run.heredocs[0]
+        if _HEREDOC_MARKER.match(args[0]):
+            if first.content.startswith("#!"):
+                script = first.name
+                args = (f"{_SCRIPT_DIR}/{first.name}",)
+            else:
+                args = (first.content,)
+        else:
+            args = (args[0] + "".join(f"\n{h.content}{h.name}" for h in run.heredocs),)
+    return (shell_prefix(args) if not run.json else args), script
+
+
+def run_step(session: BuildSession, stage: StageState, step: Step, sandbox: Sandbox,
+             *, single_snapshot: bool) -> RunResultInfo:
+    """Execute one RUN on `stage` (the caller records history and layer)."""
+    run = step.instruction
+    assert isinstance(run, RunInstruction)
+    if run.security == "insecure":
+        session.warn("RUN --security=insecure is not supported: the step runs sandboxed")
+    config = stage.config.config
+    argv, script = command_line(run, lambda args: with_shell(config, args, False))
+    created_by = run_text(argv, step.build_args)
+    rootfs = stage.tree.ensure(session.spool)
+    identity = run_user(config.user, stage.tree.accounts(session.spool))
+    mounts = prepare_mounts(session, run.mounts, step.mount_sources, workdir=step.workdir)
+    try:
+        if script is not None:
+            mounts.mounts.append(_script_mount(session, mounts, run, script))
+        spec = _spec(rootfs, argv, step, identity, mounts, run)
+        before = _index(session, stage, sandbox.transient_paths(spec))
+        _ensure_workdir(rootfs, step.workdir)  # after the index: a made directory is a change
+        result = _execute(session, sandbox, spec, mounts.secret_values)
+    finally:
+        mounts.release()
+    if not result.ok:
+        raise _failure(session, argv, result, step)
+    if single_snapshot:
+        stage.tree.index = None
+        return RunResultInfo(created_by, None)
+    return RunResultInfo(created_by, _snapshot(session, stage, before, created_by))
+
+
+def _snapshot(session: BuildSession, stage: StageState, before: StatIndex,
+              created_by: str) -> Layer | None:
+    """The step's changes as a new layer of the stage (None when nothing changed)."""
+    diff, after = snapshot(before, mode=SnapshotMode(session.options.snapshot_mode))
+    stage.tree.index = after
+    if diff.is_empty:
+        return None
+    layer = session.spool.write(lambda writer: write_diff(writer, diff),
+                                root=str(stage.tree.rootfs), settings=session.settings,
+                                created_by=created_by, overrides=stage.tree.overrides())
+    if layer is not None:
+        stage.tree.add_layer(layer, session.spool, applied=True)
+    return layer
+
+
+def _index(session: BuildSession, stage: StageState, transient: Sequence[str]) -> StatIndex:
+    """The tree's stat index before the step (reused when nothing changed it since)."""
+    ignore = frozenset(p.strip("/") for p in (*session.options.ignore_paths, *transient))
+    current = stage.tree.index
+    if current is not None and current.ignore == ignore and \
+            current.root == os.path.abspath(stage.tree.rootfs):
+        return current
+    full = session.options.snapshot_mode == "full"
+    return StatIndex.scan(str(stage.tree.rootfs), ignore=ignore, hash_content=full)
+
+
+def _ensure_workdir(rootfs: Path, workdir: str) -> None:
+    with Root(rootfs, clamp=True) as root:
+        root.directory(workdir.strip("/"), create=True, mode=0o755)
+
+
+def _script_mount(session: BuildSession, mounts: PreparedMounts, run: RunInstruction,
+                  name: str) -> BindMount:
+    directory = session.staging("heredoc-")
+    mounts.cleanup.append(directory)
+    path = directory / name
+    path.write_text(run.heredocs[0].content, encoding="utf-8", errors="surrogateescape")
+    os.chmod(path, 0o755)
+    return BindMount(source=path, target=f"{_SCRIPT_DIR}/{name}", readonly=True)
+
+
+def _spec(rootfs: Path, argv: tuple[str, ...], step: Step, identity: Identity,
+          mounts: PreparedMounts, run: RunInstruction) -> RunSpec:
+    env = dict(step.env)
+    env.setdefault("HOME", identity.home)
+    env.update(mounts.env)
+    return RunSpec(root=rootfs.resolve(), argv=argv, env=env, cwd=step.workdir,
+                   uid=identity.uid, gid=identity.gid, groups=identity.groups,
+                   mounts=tuple(mounts.mounts), network=run.network)
+
+
+def _execute(session: BuildSession, sandbox: Sandbox, spec: RunSpec,
+             secrets: list[str]) -> RunResult:
+    """Run with output streamed line by line into StepOutput events (secrets masked)."""
+    number = session.current_step
+    read_fd, write_fd = os.pipe()
+    reader = threading.Thread(target=_pump, args=(read_fd, session, number, secrets),
+                              name="run-output", daemon=True)
+    reader.start()
+    try:
+        with os.fdopen(write_fd, "wb", buffering=0) as sink:
+            left = session.time_left()
+            timeout = max(left, 0.001) if left is not None else None
+            result = sandbox.run(replace(spec, stdout=sink, timeout=timeout))
+    finally:
+        reader.join()
+    return result
+
+
+def _pump(fd: int, session: BuildSession, number: int, secrets: list[str]) -> None:
+    with os.fdopen(fd, "rb") as stream:
+        for raw in stream:
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            for value in secrets:
+                if value:
+                    text = text.replace(value, "****")
+            session.events.emit(StepOutput(number=number, text=text))
+
+
+def _failure(session: BuildSession, argv: tuple[str, ...], result: RunResult,
+             step: Step) -> BuildError:
+    shown = " ".join(argv)
+    if result.timed_out:
+        left = session.time_left()
+        if left is not None and left <= 0:
+            return DeadlineError(f'the build deadline passed while running "{shown}"')
+        message = f'process "{shown}" ran out of time'
+    else:
+        message = f'process "{shown}" did not complete successfully: exit code: ' \
+                  f"{result.exit_code}"
+    return StepError(message, span=step.instruction.span,
+                     instruction=step.written.original.split("\n", 1)[0],
+                     exit_code=result.exit_code or 1)

@@ -1,0 +1,203 @@
+"""Running one stage: its start (FROM), then each step, with events, timings and history.
+
+Every step is announced (`StepStarted`), dispatched by instruction type, recorded in the
+stage's config (history entry; layer and diff_id when the file system changed) and closed
+(`StepFinished`). The deadline is checked before each step. With `--single-snapshot` the
+stage's tree is extracted at the start, steps change it without making layers, and one layer
+holding every change is made at the end (credited to the last step that changed files).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.build.bases import scratch_config
+from core.build.config_steps import (
+    CONFIG_INSTRUCTIONS,
+    ConfigState,
+    apply_config,
+    base_config_for_child,
+)
+from core.build.copy import run_copy
+from core.build.events import StepFinished, StepStarted
+from core.build.layers import Layer
+from core.build.result import StepTiming
+from core.build.run import run_step
+from core.build.session import BuildSession
+from core.build.stage import StageState, Tree
+from core.build.workdir_step import run_workdir
+from core.dockerfile.instructions import (
+    AddInstruction,
+    CopyInstruction,
+    RunInstruction,
+    WorkdirInstruction,
+)
+from core.errors import BuildError, ContextError, DockerfileError, RootfsError, StepError
+from core.plan import ImageBase, ScratchBase, StageBase, StageProgram, Step
+from core.snapshot.diff import SnapshotMode, snapshot
+from core.snapshot.index import StatIndex
+from core.snapshot.tarwriter import write_diff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Step numbering across the whole build, and the timings collected."""
+
+    total: int
+    number: int = 0
+    timings: list[StepTiming] = field(default_factory=list)
+
+
+def start_stage(session: BuildSession, program: StageProgram, *, last_user: dict[int, int],
+                progress: Progress) -> StageState:
+    """The stage's initial state from its base (the FROM step)."""
+    stage = program.stage
+    text = stage.from_instruction.original.split("\n", 1)[0]
+    began = _announce(session, progress, stage.display_name, text, stage.from_instruction.span)
+    directory = session.workdir.stage_dir(stage.index)
+    base = stage.base
+    if isinstance(base, ScratchBase):
+        state = ConfigState(scratch_config(stage.platform))
+        tree = Tree(directory)
+    elif isinstance(base, ImageBase):
+        assert session.images is not None
+        resolved = session.images.resolve(base)
+        image = base_config_for_child(resolved.config)
+        image = image.with_container_config(image.config.with_default_path())
+        state, tree = ConfigState(image), Tree(directory, layers=resolved.layers())
+    else:
+        state, tree = _from_stage(session, base, directory, stage.index, last_user)
+    _finish(session, progress, text, began, None, stage.from_instruction.span.start_line)
+    return StageState(stage.index, stage.name, stage.platform, state, tree,
+                      base_ref=base.ref if isinstance(base, ImageBase) else "")
+
+
+def _from_stage(session: BuildSession, base: StageBase, directory: Path, index: int,
+                last_user: dict[int, int]) -> tuple[ConfigState, Tree]:
+    parent = session.stages[base.index]
+    image = replace(parent.config.image,
+                    config=replace(parent.config.config, on_build=()))
+    tree = Tree(directory, layers=list(parent.tree.layers))
+    if last_user.get(base.index) == index:
+        tree.take_over(parent.tree)
+    return ConfigState(image), tree
+
+
+def run_stage(session: BuildSession, state: StageState, program: StageProgram,
+              progress: Progress) -> None:
+    """Run every step of the stage on `state`."""
+    single = session.options.single_snapshot
+    start_index = StatIndex.scan(str(state.tree.ensure(session.spool))) if single else None
+    credit: int | None = None
+    for step in program.steps:
+        text = step.written.original.split("\n", 1)[0]
+        if step.onbuild:
+            text = f"ONBUILD {text}"
+        session.check_deadline(f"step {progress.number + 1}: {text}")
+        began = _announce(session, progress, state.display_name, text, step.instruction.span)
+        layer = _dispatch(session, state, step, single=single)
+        if isinstance(step.instruction, (RunInstruction, CopyInstruction, AddInstruction,
+                                         WorkdirInstruction)):
+            credit = len(state.config.image.history) - 1
+        _finish(session, progress, text, began, layer, step.instruction.span.start_line)
+    if start_index is not None:
+        _single_snapshot(session, state, start_index, credit)
+
+
+def _dispatch(session: BuildSession, state: StageState, step: Step, *,
+              single: bool) -> Layer | None:
+    instruction = step.instruction
+    created = session.created
+    try:
+        if isinstance(instruction, CONFIG_INSTRUCTIONS):
+            state.config = apply_config(state.config, instruction, created=created)
+            return None
+        if isinstance(instruction, RunInstruction):
+            sandbox = session.sandbox_for_run()
+            ran = run_step(session, state, step, sandbox, single_snapshot=single)
+            return _record(state, ran.created_by, ran.layer, created, single)
+        if isinstance(instruction, (CopyInstruction, AddInstruction)):
+            copied = run_copy(session, state, step, single_snapshot=single)
+            return _record(state, copied.created_by, copied.layer, created, single)
+        if isinstance(instruction, WorkdirInstruction):
+            made = run_workdir(session, state, step, single_snapshot=single)
+            return _record(state, made.created_by, made.layer, created, single,
+                           workdir=step.workdir)
+    except StepError as error:
+        raise _located(error, step) from None
+    except (ContextError, RootfsError) as error:
+        raise _located(StepError(str(error)), step) from error
+    except DockerfileError as error:
+        raise error.with_location(line=instruction.span.start_line,
+                                  end_line=instruction.span.end_line,
+                                  source_line=step.written.original.split("\n", 1)[0]) from None
+    raise BuildError(f"unsupported instruction {instruction.keyword}")
+
+
+def _record(state: StageState, created_by: str, layer: Layer | None, created: str | None,
+            single: bool, *, workdir: str | None = None) -> Layer | None:
+    """History entry (and diff_id) for a step that may have changed the file system."""
+    config = state.config
+    if workdir is not None:
+        config = config.with_config(replace(config.config, working_dir=workdir))
+    config = config.with_history(created_by, created=created,
+                                 empty_layer=layer is None or single)
+    if layer is not None and not single:
+        config = replace(config, image=replace(
+            config.image, diff_ids=(*config.image.diff_ids, layer.diff_id)))
+    state.config = config
+    return None if single else layer
+
+
+def _located(error: StepError, step: Step) -> StepError:
+    if error.span is not None:
+        return error
+    return StepError(error.message, span=step.instruction.span,
+                     instruction=step.written.original.split("\n", 1)[0],
+                     exit_code=error.exit_code)
+
+
+def _single_snapshot(session: BuildSession, state: StageState, start: StatIndex,
+                     credit: int | None) -> None:
+    """One layer with every change the stage made, credited to the last file step."""
+    diff, _ = snapshot(start, mode=SnapshotMode(session.options.snapshot_mode))
+    history = list(state.config.image.history)
+    if diff.is_empty or credit is None:
+        return
+    text = history[credit].created_by
+    layer = session.spool.write(lambda writer: write_diff(writer, diff),
+                                root=str(state.tree.rootfs), settings=session.settings,
+                                created_by=text, overrides=state.tree.overrides())
+    if layer is None:
+        return
+    state.tree.add_layer(layer, session.spool, applied=True)
+    history[credit] = replace(history[credit], empty_layer=False)
+    image = state.config.image
+    state.config = replace(state.config, image=replace(
+        image, history=tuple(history), diff_ids=(*image.diff_ids, layer.diff_id)))
+
+
+def _announce(session: BuildSession, progress: Progress, stage: str, text: str,
+              span: object) -> float:
+    progress.number += 1
+    session.current_step = progress.number
+    line = getattr(span, "start_line", 0)
+    session.events.emit(StepStarted(stage=stage, number=progress.number, total=progress.total,
+                                    instruction=text, line=line))
+    log.info("[%d/%d] %s", progress.number, progress.total, text)
+    return time.monotonic()
+
+
+def _finish(session: BuildSession, progress: Progress, text: str, began: float,
+            layer: Layer | None, line: int) -> None:
+    duration = time.monotonic() - began
+    session.events.emit(StepFinished(number=progress.number, total=progress.total,
+                                     instruction=text, duration=duration,
+                                     layer_size=layer.size if layer is not None else None))
+    progress.timings.append(StepTiming(number=progress.number, instruction=text, line=line,
+                                       seconds=duration))
