@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from core import __version__
 from core.errors import BuildError
@@ -24,6 +27,61 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def exit_code_for(error: BuildError) -> int:
+    """The process exit code for a failed build: the error's own (a failing RUN's exit code,
+    2 for usage errors, 124 for timeouts), kept within 1-255."""
+    code = error.exit_code
+    return code if 0 < code < 256 else 1
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from core.build.events import Message
+    from core.flags import invocation_from_args
+    from core.progress import configure_logging, make_reporter
+
+    invocation = invocation_from_args(args, environ=os.environ, cwd=Path.cwd(),
+                                      clock=time.monotonic)
+    configure_logging(level=invocation.log_level, log_format=invocation.log_format,
+                      timestamps=invocation.log_timestamp, stream=sys.stderr)
+    reporter = make_reporter(invocation.log_format, sys.stderr, level=invocation.log_level,
+                             timestamps=invocation.log_timestamp)
+    for warning in invocation.warnings:
+        reporter.emit(Message("warning", warning))
+
+    from core.build.pipeline import run_build
+
+    started = time.monotonic()
+    try:
+        result = run_build(invocation.options, events=reporter)
+    except BuildError as e:
+        code = exit_code_for(e)
+        reporter.failed(e, exit_code=code)
+        return code
+    except OSError as e:  # not one of ours, but still reported in the chosen format
+        reporter.failed(BuildError(str(e)), exit_code=1)
+        return 1
+    reporter.succeeded(result, seconds=time.monotonic() - started)
+    sys.stdout.write(result.digest + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _add_build_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from core.flags import REJECTED_FLAGS, add_build_flags
+
+    refused = ", ".join(flag.names[0] for flag in REJECTED_FLAGS)
+    p = sub.add_parser(
+        "build", allow_abbrev=False, help="build a Dockerfile (kaniko executor's flags)",
+        usage="%(prog)s [FLAGS] (see --help)",
+        epilog=f"Kaniko flags refused by name (exit 2): {refused}.",
+        description="Build an image from a Dockerfile and push it. Takes kaniko executor's "
+                    "flags with kaniko's meaning; boolean flags accept --flag, --flag=true "
+                    "and --flag=false. Prints the image digest on stdout; progress goes to "
+                    "stderr.")
+    add_build_flags(p)
+    p.set_defaults(func=_cmd_build)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bucketbuild",
@@ -37,6 +95,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("buildkit", "json"), default="buildkit",
                    help="buildkit: BuildKit's dump format (default); json: nodes with lines")
     p.set_defaults(func=_cmd_parse)
+    _add_build_command(sub)
     return parser
 
 
@@ -48,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        return exit_code_for(e)
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
