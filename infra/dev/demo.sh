@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job on local stand-ins. Today: set up, then read the example Dockerfile through the
-# front end (BuildKit parse tree). It grows into the full build-and-push flow with the engine.
+# The main job on local stand-ins: set the machine up, then build examples/hello and push it to
+# a registry started for the purpose (see infra/dev/demo.py for the steps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash infra/dev/setup.sh
-.venv/bin/bucketbuild parse examples/hello/Dockerfile
+exec .venv/bin/python infra/dev/demo.py
