@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 bash infra/dev/setup.sh
 
 echo "== ruff" >&2
-.venv/bin/ruff check core handlers tests
+.venv/bin/ruff check core handlers tests infra
 echo "== mypy" >&2
 .venv/bin/mypy
 echo "== pytest" >&2
