@@ -1,4 +1,9 @@
 """Shared pytest configuration: fixtures live in tests/fixtures/ and are registered here."""
 
-pytest_plugins = ["tests.fixtures.registry"]
-pytest_plugins += ["tests.fixtures.aws", "tests.fixtures.gcs"]
+pytest_plugins = [
+    "tests.fixtures.registry",
+    "tests.fixtures.aws",
+    "tests.fixtures.gcs",
+    "tests.fixtures.pubsub",
+    "tests.fixtures.functions",
+]
