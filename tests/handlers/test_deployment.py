@@ -54,7 +54,6 @@ def _npx() -> str:
     return npx
 
 
-@pytest.mark.slow
 def test_serverless_packages_offline_and_passes_cfn_lint(tmp_path: Path) -> None:
     """`npx serverless@3 package` with dummy credentials (npx fetches the framework from the npm
     registry the first time: about a minute), then cfn-lint on the generated template."""
