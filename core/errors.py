@@ -33,6 +33,10 @@ class SourceSpan:
         return f"{self.file}:{self.start_line}"
 
 
+#: longest Dockerfile line an error message quotes (messages reach logs and events)
+_MAX_SHOWN_LINE = 200
+
+
 class DockerfileError(BuildError):
     """A Dockerfile that cannot be parsed, expanded or planned."""
 
@@ -73,7 +77,10 @@ class DockerfileError(BuildError):
         where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         text = where + self.message
         if self.source_line is not None:
-            text += f"\n  {self.line} | {self.source_line}"
+            shown = self.source_line
+            if len(shown) > _MAX_SHOWN_LINE:  # a hostile line can be megabytes long
+                shown = shown[:_MAX_SHOWN_LINE] + f"... ({len(shown)} characters)"
+            text += f"\n  {self.line} | {shown}"
         return text
 
 

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from core.context.ignore import IgnoreMatcher
 from core.errors import ContextError
+from core.rootfs.paths import printable
 
 #: symlinks one source resolution may follow (containerd's continuity uses the same bound)
 MAX_LINKS = 255
@@ -259,12 +260,17 @@ class ContextFiles:
     def _children(self, directory: str, top: PurePosixPath) -> Iterator[ContextEntry]:
         for child in self._scan(directory):
             path = f"{directory}/{child.name}" if directory else child.name
-            info = child.stat(follow_symlinks=False)
-            if self.ignore.matches(path) and not (
-                stat.S_ISDIR(info.st_mode) and self._has_visible_descendant(path)
-            ):
-                continue
-            yield _entry(self.root, PurePosixPath(path), top, info)
+            try:  # paths past PATH_MAX (a hostile archive's) fail here, not only in _scan
+                info = child.stat(follow_symlinks=False)
+                if self.ignore.matches(path) and not (
+                    stat.S_ISDIR(info.st_mode) and self._has_visible_descendant(path)
+                ):
+                    continue
+                entry = _entry(self.root, PurePosixPath(path), top, info)
+            except OSError as exc:
+                raise ContextError(f'cannot read "/{printable(path)}" in the build context: '
+                                   f"{exc.strerror or exc}") from None
+            yield entry
 
     def _scan(self, directory: str) -> list[os.DirEntry[str]]:
         try:

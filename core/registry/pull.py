@@ -66,13 +66,26 @@ class PulledImage:
 
 def fetch_manifest(conn: Connection, repository: str, identifier: str, *,
                    accept: str = ACCEPT_HEADER) -> ManifestResponse:
-    """GET a manifest by tag or digest; verify it against the digest asked for or announced."""
-    response = conn.request(
-        "GET", f"/v2/{repository}/manifests/{identifier}", repository=repository,
-        scopes=pull_scope(repository), action=f"fetch manifest {identifier}",
-        headers={"Accept": accept}, stream=True)
-    with response:
-        data = _read_limited(response, MAX_MANIFEST_BYTES, conn.host, repository)
+    """GET a manifest by tag or digest; verify it against the digest asked for or announced.
+
+    A body cut off mid-way is fetched again (as often as the transport retries)."""
+    action = f"fetch manifest {identifier}"
+    retries = conn.transport.options.retries
+    for attempt in range(retries + 1):
+        response = conn.request(
+            "GET", f"/v2/{repository}/manifests/{identifier}", repository=repository,
+            scopes=pull_scope(repository), action=action, headers={"Accept": accept},
+            stream=True)
+        try:
+            with response:
+                data = _read_limited(response, MAX_MANIFEST_BYTES, conn.host, repository)
+            break
+        except _Interrupted as broken:
+            if attempt == retries:
+                raise RegistryError(f"{action}: the response was cut off ({broken})",
+                                    registry=conn.host, repository=repository,
+                                    retryable=True) from None
+            conn.transport.pause(attempt, None, f"{action}: {broken}")
     media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
     digest = sha256_digest(data)
     expected = identifier if is_digest(identifier) else response.headers.get(
@@ -276,9 +289,12 @@ def _read_limited(response: requests.Response, limit: int, host: str,
         raise RegistryError(f"manifest of {declared} bytes is larger than {limit}",
                             registry=host, repository=repository)
     buf = bytearray()
-    for chunk in response.iter_content(64 * 1024):
-        buf += chunk
-        if len(buf) > limit:
-            raise RegistryError(f"manifest is larger than {limit} bytes",
-                                registry=host, repository=repository)
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            buf += chunk
+            if len(buf) > limit:
+                raise RegistryError(f"manifest is larger than {limit} bytes",
+                                    registry=host, repository=repository)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _Interrupted(type(exc).__name__) from None
     return bytes(buf)

@@ -13,8 +13,12 @@
 - With a metadata dict, what the file system could not take (owner, mode bits, device nodes,
   privileged xattrs) is recorded under the entry's resolved path; paths that are removed or fully
   applied drop their record.
-Errors name the entry: `ArchiveError` for what the archive asks, `BudgetError` for a full disk,
-`RootfsError` for other file-system failures.
+- The paths this archive touches are remembered (whiteouts and the metadata map need them), and
+  that memory is bounded: an entry nested N levels deep under directories this archive creates or
+  touches costs about N²/2 bytes of path strings, so a few kilobytes of deeply nested names could
+  otherwise demand gigabytes. Past `MAX_BOOKKEEPING` bytes the archive fails with `BudgetError`.
+Errors name the entry: `ArchiveError` for what the archive asks, `BudgetError` for a full disk or
+the bookkeeping limit, `RootfsError` for other file-system failures.
 """
 
 from __future__ import annotations
@@ -36,17 +40,24 @@ log = logging.getLogger(__name__)
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _PATH_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: bytes of remembered paths one archive may need (a 10,000-deep chain takes about 96 MiB)
+MAX_BOOKKEEPING = 128 << 20
+#: what one remembered path costs besides its characters (string and set-slot overhead)
+_PATH_OVERHEAD = 100
 
 
 class Applier:
     """Writes entries into a `Root` (working state of one archive, not a value)."""
 
     def __init__(self, root: Root, policy: WritePolicy, *, whiteouts: bool,
-                 metadata: dict[str, EntryMetadata] | None = None) -> None:
+                 metadata: dict[str, EntryMetadata] | None = None,
+                 max_bookkeeping: int = MAX_BOOKKEEPING) -> None:
         self.root = root
         self.policy = policy
         self.whiteouts = whiteouts
         self.metadata = metadata
+        self.max_bookkeeping = max_bookkeeping
+        self._bookkeeping = 0  # bytes of paths in `_touched` (the metadata shares the strings)
         self._touched: set[str] = set()  # resolved paths this archive wrote, with ancestors
         self._dirs: dict[str, tuple[int, int]] = {}  # resolved path -> (disk mode, mtime_ns)
         self._times: dict[str, tuple[int, int]] = {}  # unlisted directory -> (atime, mtime)
@@ -216,6 +227,11 @@ class Applier:
 
     def _mark(self, path: str) -> None:
         while path and path not in self._touched:
+            self._bookkeeping += len(path) + _PATH_OVERHEAD
+            if self._bookkeeping > self.max_bookkeeping:
+                raise BudgetError(
+                    f"'{printable(path)}': the archive nests paths so deep that remembering "
+                    f"them needs more than {self.max_bookkeeping} bytes")
             self._touched.add(path)
             path = path.rpartition("/")[0]
 
