@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.dockerfile.records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True)
 class Heredoc:
     """One here-document attached to an instruction (`<<EOF` ... `EOF`)."""
@@ -16,6 +19,7 @@ class Heredoc:
     file_descriptor: int = 0  # `3<<EOF` gives 3; 0 when none was written
 
 
+@fast_init
 @dataclass(frozen=True)
 class Node:
     """One instruction.

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 from core.dockerfile.ast import Heredoc, Node, ParseResult
 from core.dockerfile.flags import (
+    NO_FLAGS,
     Flags,
     FlagSpec,
     did_you_mean,
@@ -46,6 +46,7 @@ from core.dockerfile.instructions import (
     WorkdirInstruction,
 )
 from core.dockerfile.mounts import parse_mount
+from core.dockerfile.records import fast_constructor
 from core.errors import DockerfileError, SourceSpan
 
 _NO_FLAGS: Final[FlagSpec] = MappingProxyType({})
@@ -69,6 +70,7 @@ _SECURITY_MODES: Final[tuple[SecurityMode, ...]] = ("sandbox", "insecure")
 _STAGE_NAME: Final = re.compile(r"[a-z][a-z0-9_.\-]*")
 _HEREDOC_WORD: Final = re.compile(r"(\d*)<<(-?)([^<]*)")
 _ONBUILD_PREFIX: Final = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
+_new_span: Final[Callable[..., SourceSpan]] = fast_constructor(SourceSpan)  # one per instruction
 
 
 def convert_nodes(result: ParseResult) -> tuple[Instruction, ...]:
@@ -84,7 +86,7 @@ def convert_node(node: Node, *, filename: str = "Dockerfile") -> Instruction:
             keyword = node.instruction.upper()
             raise DockerfileError(f"unknown instruction: {keyword}"
                                   + did_you_mean(keyword, sorted(_CONVERTERS_UPPER)))
-        return converter(_Request(node=node, filename=filename))
+        return converter(_Request(node, filename))
     except DockerfileError as error:
         lines = node.original.splitlines()
         raise error.with_location(
@@ -93,27 +95,20 @@ def convert_node(node: Node, *, filename: str = "Dockerfile") -> Instruction:
         ) from None
 
 
-@dataclass(frozen=True)
 class _Request:
     """One node being converted, with what every instruction records."""
 
-    node: Node
-    filename: str
+    __slots__ = ("args", "filename", "node", "original", "span")
 
-    @property
-    def span(self) -> SourceSpan:
-        return SourceSpan(self.filename, self.node.start_line, self.node.end_line)
-
-    @property
-    def original(self) -> str:
-        return self.node.original
-
-    @property
-    def args(self) -> tuple[str, ...]:
-        return self.node.args
+    def __init__(self, node: Node, filename: str) -> None:
+        self.node = node
+        self.filename = filename
+        self.span = _new_span(filename, node.start_line, node.end_line)
+        self.original = node.original
+        self.args = node.args
 
     def flags(self, spec: FlagSpec) -> Flags:
-        return parse_flags(self.node.flags, spec)
+        return parse_flags(self.node.flags, spec) if self.node.flags else NO_FLAGS
 
     def exactly_one(self, keyword: str) -> str:
         if len(self.args) != 1:
@@ -279,6 +274,8 @@ def _sources_and_dest(
     *sources, dest = req.args
     if _heredoc_name(dest) is not None:
         raise DockerfileError(f"{keyword} cannot accept a heredoc as a destination")
+    if not req.node.heredocs:
+        return tuple(sources), (), dest
     bodies = {heredoc.name: heredoc for heredoc in req.node.heredocs}
     paths: list[str] = []
     inline: list[Heredoc] = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from core.dockerfile.records import fast_init
 from core.errors import DockerfileError
 
 FlagKind = Literal["bool", "string", "strings"]
@@ -24,6 +25,7 @@ _MIN_INTERVAL_NS: Final = 1_000_000  # 1ms
 _INT32_MAX: Final = (1 << 31) - 1
 
 
+@fast_init
 @dataclass(frozen=True)
 class Flags:
     """The flags given on one line, checked against the instruction's declaration."""
@@ -75,8 +77,14 @@ class Flags:
         return value
 
 
+#: the flags of a line that has none (shared: `Flags` is read-only)
+NO_FLAGS: Final = Flags(values=MappingProxyType({}), lists=MappingProxyType({}))
+
+
 def parse_flags(written: tuple[str, ...], spec: FlagSpec) -> Flags:
     """Check `written` ("--name" / "--name=value" strings) against `spec`."""
+    if not written:
+        return NO_FLAGS
     values: dict[str, str] = {}
     lists: dict[str, tuple[str, ...]] = {}
     for text in written:

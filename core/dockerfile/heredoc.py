@@ -15,12 +15,17 @@ from dataclasses import dataclass
 from typing import Final
 
 from core.dockerfile.ast import Heredoc
-from core.dockerfile.lines import GO_SPACE_RUN, GO_SPACE_SET, SourceLines, trim_newline
+from core.dockerfile.lines import GO_SPACE, GO_SPACE_RUN, GO_SPACE_SET, SourceLines, trim_newline
 from core.errors import DockerfileError
 
 HEREDOC_INSTRUCTIONS: Final = frozenset({"run", "copy", "add"})
 _MARKER: Final = re.compile(r"([0-9]*)<<(-?)([^<]*)", re.DOTALL)
 _PLAIN: Final = re.compile(r"[^'\"$\\]*")  # nothing the lexer treats specially
+# Closed quotes and no `$` or `\`: the lexer keeps such text as it is; words split on blanks.
+_QUOTED: Final = re.compile(r"""(?:[^'"$\\]|'[^']*'|"[^"$\\]*")*""")
+_QUOTED_WORD: Final = re.compile(
+    f"""(?:[^{re.escape(GO_SPACE)}'"$\\\\]|'[^']*'|"[^"$\\\\]*")+""")
+_QUOTE_PAIR: Final = re.compile("'([^']*)'|\"([^\"]*)\"")
 _SPECIAL_PARAMS: Final = frozenset("@*#?-$!0")
 _MAX_FD: Final = 2**64 - 1  # Go's ParseUint saturates
 
@@ -43,14 +48,20 @@ def find_markers(line: str) -> tuple[HeredocMarker, ...]:
     """The here-document markers of an instruction line, in order."""
     if "<<" not in line:
         return ()
-    if _PLAIN.fullmatch(line):
-        words: list[str] | None = [word for word in GO_SPACE_RUN.split(line) if word]
-    else:
-        words = _split_words(line, raw_quotes=True, raw_escapes=True)
+    words = line_words(line)
     if words is None:
         return ()
     markers = (_marker(word) for word in words)
     return tuple(marker for marker in markers if marker is not None)
+
+
+def line_words(line: str) -> list[str] | None:
+    """The shell words of `line`, quotes and escapes kept; None if it does not lex."""
+    if _PLAIN.fullmatch(line):
+        return [word for word in GO_SPACE_RUN.split(line) if word]
+    if _QUOTED.fullmatch(line):
+        return _QUOTED_WORD.findall(line)
+    return split_words(line, raw_quotes=True, raw_escapes=True)
 
 
 def _marker(word: str) -> HeredocMarker | None:
@@ -58,19 +69,39 @@ def _marker(word: str) -> HeredocMarker | None:
     if match is None or not match.group(3):
         return None
     digits, dash, rest = match.groups()
-    fd = _file_descriptor(digits)
+    delimiter = delimiter_name(rest)
+    if delimiter is None:
+        return None
+    return HeredocMarker(delimiter[0], delimiter[1], dash == "-", _file_descriptor(digits))
+
+
+def delimiter_name(rest: str) -> tuple[str, bool] | None:
+    """The delimiter written after `<<[-]` with its quotes removed, and whether the body
+    expands (no quoting); None when `rest` is not one word."""
     if _PLAIN.fullmatch(rest) and GO_SPACE_RUN.search(rest) is None:
-        return HeredocMarker(rest, True, dash == "-", fd)
-    cooked = _split_words(rest, raw_quotes=False, raw_escapes=False)
+        return rest, True
+    if _QUOTED_WORD.fullmatch(rest):  # one word: the lexer only drops the quote characters
+        name = _QUOTE_PAIR.sub(_inside_quotes, rest)
+        return (name, _quote_count(name) == _quote_count(rest)) if name else None
+    return lexed_delimiter_name(rest)
+
+
+def _inside_quotes(match: re.Match[str]) -> str:
+    single, double = match.groups()
+    return single if single is not None else double
+
+
+def lexed_delimiter_name(rest: str) -> tuple[str, bool] | None:
+    """`delimiter_name` with the lexer (the reference its shortcuts are tested against)."""
+    cooked = split_words(rest, raw_quotes=False, raw_escapes=False)
     if cooked is None:
         raise DockerfileError(f"failed to process heredoc delimiter {rest!r}")
     if len(cooked) != 1:
         return None
-    quoted = _split_words(rest, raw_quotes=True, raw_escapes=False)
+    quoted = split_words(rest, raw_quotes=True, raw_escapes=False)
     if quoted is None or len(quoted) != 1:
         raise DockerfileError(f"internal lexing of heredoc produced inconsistent results: {rest}")
-    expand = _quote_count(cooked[0]) == _quote_count(quoted[0])
-    return HeredocMarker(cooked[0], expand, dash == "-", fd)
+    return cooked[0], _quote_count(cooked[0]) == _quote_count(quoted[0])
 
 
 def _file_descriptor(digits: str) -> int:
@@ -112,7 +143,7 @@ def read_bodies(
     return tuple(docs), pos
 
 
-def _split_words(text: str, *, raw_quotes: bool, raw_escapes: bool) -> list[str] | None:
+def split_words(text: str, *, raw_quotes: bool, raw_escapes: bool) -> list[str] | None:
     """Shell words of `text` as BuildKit's lexer makes them with no variables set, or None."""
     lexer = _Lexer(text, raw_quotes=raw_quotes)
     try:

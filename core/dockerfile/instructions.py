@@ -17,6 +17,7 @@ from typing import ClassVar, Literal, TypeAlias
 
 from core.dockerfile.ast import Heredoc
 from core.dockerfile.mounts import Mount
+from core.dockerfile.records import fast_init
 from core.errors import SourceSpan
 
 NetworkMode = Literal["default", "none", "host"]
@@ -32,6 +33,7 @@ class InstructionBase:
     original: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class KeyValue:
     """One `key=value` of ENV or LABEL; `legacy` for the old `ENV key value` form."""
@@ -41,6 +43,7 @@ class KeyValue:
     legacy: bool = False
 
 
+@fast_init
 @dataclass(frozen=True)
 class ArgDefinition:
     """One name of an ARG line with its default (None when there is none)."""
@@ -49,6 +52,7 @@ class ArgDefinition:
     default: str | None = None
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class FromInstruction(InstructionBase):
     """`FROM [--platform=p] image [AS name]`; `stage_name` is lower-cased, "" when unnamed."""
@@ -59,6 +63,7 @@ class FromInstruction(InstructionBase):
     platform: str = ""
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class RunInstruction(InstructionBase):
     """`RUN [--mount=...]... [--network=n] [--security=s] command`."""
@@ -77,6 +82,7 @@ class RunInstruction(InstructionBase):
         return not self.json
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class CmdInstruction(InstructionBase):
     """`CMD command`; an empty exec form (`CMD []`) is allowed."""
@@ -91,6 +97,7 @@ class CmdInstruction(InstructionBase):
         return not self.json
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class EntrypointInstruction(InstructionBase):
     """`ENTRYPOINT command`; `ENTRYPOINT []` resets it."""
@@ -105,6 +112,7 @@ class EntrypointInstruction(InstructionBase):
         return not self.json
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class ShellInstruction(InstructionBase):
     """`SHELL ["executable", "parameters"]` (JSON form only)."""
@@ -113,6 +121,7 @@ class ShellInstruction(InstructionBase):
     shell: tuple[str, ...]
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class LabelInstruction(InstructionBase):
     """`LABEL key=value ...`."""
@@ -121,6 +130,7 @@ class LabelInstruction(InstructionBase):
     labels: tuple[KeyValue, ...]
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class MaintainerInstruction(InstructionBase):
     """`MAINTAINER name` (deprecated, sets the config's author)."""
@@ -129,6 +139,7 @@ class MaintainerInstruction(InstructionBase):
     maintainer: str
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class ExposeInstruction(InstructionBase):
     """`EXPOSE port[/proto] ...`, raw words in the order written."""
@@ -137,6 +148,7 @@ class ExposeInstruction(InstructionBase):
     ports: tuple[str, ...]
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class EnvInstruction(InstructionBase):
     """`ENV key=value ...` or the legacy `ENV key value`."""
@@ -145,6 +157,7 @@ class EnvInstruction(InstructionBase):
     env: tuple[KeyValue, ...]
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class ArgInstruction(InstructionBase):
     """`ARG name[=default] ...`."""
@@ -170,6 +183,7 @@ class _CopyLike(InstructionBase):
     excludes: tuple[str, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class AddInstruction(_CopyLike):
     """`ADD [--chown --chmod --link --exclude --checksum --keep-git-dir --unpack] src... dest`.
@@ -184,6 +198,7 @@ class AddInstruction(_CopyLike):
     unpack: bool | None = None
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class CopyInstruction(_CopyLike):
     """`COPY [--from --chown --chmod --link --parents --exclude] src... dest`."""
@@ -193,6 +208,7 @@ class CopyInstruction(_CopyLike):
     parents: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(InstructionBase):
     """`VOLUME path ...` or `VOLUME ["path", ...]`."""
@@ -201,6 +217,7 @@ class VolumeInstruction(InstructionBase):
     volumes: tuple[str, ...]
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class UserInstruction(InstructionBase):
     """`USER user[:group]`, raw (split into user and group after expansion)."""
@@ -209,6 +226,7 @@ class UserInstruction(InstructionBase):
     user: str
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class WorkdirInstruction(InstructionBase):
     """`WORKDIR path` (relative paths chain onto the previous WORKDIR)."""
@@ -217,6 +235,7 @@ class WorkdirInstruction(InstructionBase):
     path: str
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class StopsignalInstruction(InstructionBase):
     """`STOPSIGNAL signal`, raw (a name like SIGTERM or a number, checked after expansion)."""
@@ -225,6 +244,7 @@ class StopsignalInstruction(InstructionBase):
     signal: str
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class HealthcheckInstruction(InstructionBase):
     """`HEALTHCHECK NONE` or `HEALTHCHECK [--interval ...] CMD command`.
@@ -248,6 +268,7 @@ class HealthcheckInstruction(InstructionBase):
         return self.test == ("NONE",)
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class OnbuildInstruction(InstructionBase):
     """`ONBUILD trigger`: `expression` is the trigger's text as the image config stores it."""

@@ -19,6 +19,10 @@ from core.errors import DockerfileError
 NOT_STRING_ARRAY: Final = "when using JSON array syntax, arrays must be comprised of strings only"
 _MAX_DEPTH: Final = 10000  # Go's encoding/json scanner limit
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SIMPLE_STRING: Final = re.compile(r'"([^"\\\x00-\x1f]*)"')
+_SIMPLE_ARRAY: Final = re.compile(
+    r'\[[ \t\n\r]*(?:"[^"\\\x00-\x1f]*"(?:[ \t\n\r]*,[ \t\n\r]*"[^"\\\x00-\x1f]*")*[ \t\n\r]*)?'
+    r"\][ \t\n\r]*")
 _TOKEN: Final = re.compile(
     r"""[ \t\n\r]*+(?:
         (?P<str>"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+")
@@ -42,6 +46,14 @@ def parse_json_array(text: str) -> tuple[str, ...] | None:
     text = go_trim_left(text)
     if not text.startswith("["):
         return None
+    if _SIMPLE_ARRAY.fullmatch(text):  # strings without escapes: no decoder needed
+        strings = _SIMPLE_STRING.findall(text)
+        return tuple(strings) if text.isascii() else _go_strings(strings)
+    return decode_json_array(text)
+
+
+def decode_json_array(text: str) -> tuple[str, ...] | None:
+    """`parse_json_array` for text starting with `[`, always with the full decoder."""
     try:
         value = _DECODER.decode(text)
     except ValueError:
@@ -54,7 +66,12 @@ def parse_json_array(text: str) -> tuple[str, ...] | None:
         return None
     if not all(isinstance(item, str) for item in value):
         raise DockerfileError(NOT_STRING_ARRAY)
-    return tuple(_SURROGATE.sub("\ufffd", item) for item in value)
+    return _go_strings(value)
+
+
+def _go_strings(strings: list[str]) -> tuple[str, ...]:
+    """Decoded strings as Go has them: lone surrogates (invalid UTF-8) become U+FFFD."""
+    return tuple(_SURROGATE.sub("\ufffd", item) for item in strings)
 
 
 def _reject_constant(name: str) -> object:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
 from core.dockerfile.flags import did_you_mean
+from core.dockerfile.records import fast_init
 from core.errors import DockerfileError
 
 MountType = Literal["bind", "cache", "tmpfs", "secret", "ssh"]
@@ -44,6 +45,7 @@ _SIZE_UNITS: Final = MappingProxyType(
 _UINT32_MAX: Final = (1 << 32) - 1
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class Mount:
     """One `--mount` of a RUN, with BuildKit's defaults filled in.
@@ -83,7 +85,8 @@ def parse_mount(spec: str, *, expand: Callable[[str], str] | None = None) -> Mou
         _apply_field(draft, field, expand)
     if not draft.type_deferred:
         _validate(draft)
-    return _with_defaults(draft.build())
+    _fill_defaults(draft)
+    return draft.build()
 
 
 @dataclass
@@ -220,18 +223,15 @@ def _validate(draft: _Draft) -> None:
         raise DockerfileError(f"invalid cache sharing set for {draft.type} mount")
 
 
-def _with_defaults(mount: Mount) -> Mount:
-    if mount.type == "cache" and mount.sharing is None:
-        return replace(mount, sharing="shared")
-    if mount.type == "ssh" and not mount.id:
-        return replace(mount, id="default")
-    if mount.type == "secret":
-        secret_id = mount.source or mount.id or posixpath.basename(mount.target)
-        target = mount.target
-        if not target and mount.env is None:
-            target = "/run/secrets/" + posixpath.basename(secret_id)
-        return replace(mount, id=secret_id, target=target)
-    return mount
+def _fill_defaults(draft: _Draft) -> None:
+    if draft.type == "cache" and draft.sharing is None:
+        draft.sharing = "shared"
+    elif draft.type == "ssh" and not draft.id:
+        draft.id = "default"
+    elif draft.type == "secret":
+        draft.id = draft.source or draft.id or posixpath.basename(draft.target)
+        if not draft.target and draft.env is None:
+            draft.target = "/run/secrets/" + posixpath.basename(draft.id)
 
 
 def split_csv(value: str, *, what: str) -> list[str]:

@@ -13,13 +13,12 @@ every problem it reports carries the instruction's line. Only DockerfileError co
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from core.dockerfile import arguments as shapes
 from core.dockerfile.arguments import Shape, split_command
-from core.dockerfile.ast import Node, ParseResult
+from core.dockerfile.ast import Heredoc, Node, ParseResult
 from core.dockerfile.directives import scan_directives
 from core.dockerfile.heredoc import HEREDOC_INSTRUCTIONS, find_markers, read_bodies
 from core.dockerfile.lines import (
@@ -122,6 +121,8 @@ def _note_comment(comment: str, comments: list[str]) -> None:
 def _join_lines(first: str, lines: tuple[str, ...], pos: int, escape: str) -> _Logical:
     """The logical line starting at 0-based `pos`, whose text is `first` once trimmed."""
     text, more = trim_continuation(first, escape)
+    if not more:
+        return _Logical(first, pos + 1, pos + 1)
     start = pos + 1
     pos += 1
     parts = [text]
@@ -140,28 +141,39 @@ def _join_lines(first: str, lines: tuple[str, ...], pos: int, escape: str) -> _L
     return _Logical("".join(parts), start, pos, empty)
 
 
+#: an instruction line taken apart: keyword (lower-cased), flags, arguments as written, shape
+_Parts = tuple[str, tuple[str, ...], str, Shape]
+
+
 def _instruction(
     logical: _Logical, source: SourceLines, escape: str, comments: tuple[str, ...],
 ) -> tuple[Node, int]:
     """The node for one logical line, with its here-documents; returns the next line index."""
     line = logical.text
-    node = node_from_line(line, escape, start=logical.start, end=logical.next,
-                          comments=comments)
-    target = node.child if node.child is not None else node
-    if target.instruction not in HEREDOC_INSTRUCTIONS or target.json:
-        return node, logical.next
-    markers = find_markers(line)
-    if not markers:
-        return node, logical.next
-    docs, pos = read_bodies(markers, source, logical.next)
-    child = None if node.child is None else replace(node.child, heredocs=docs, end_line=pos)
-    return replace(node, heredocs=docs, end_line=pos, child=child), pos
+    parts = _line_parts(line, escape)
+    trigger = _trigger(parts[2], escape) if parts[0] == "onbuild" else None
+    instruction, _, _, shape = trigger if trigger is not None else parts
+    heredocs: tuple[Heredoc, ...] = ()
+    end = logical.next
+    if instruction in HEREDOC_INSTRUCTIONS and not shape.json:
+        markers = find_markers(line)
+        if markers:
+            heredocs, end = read_bodies(markers, source, logical.next)
+    child = None if trigger is None else _node(trigger, parts[2], logical.start, end,
+                                                heredocs, None, ())
+    return _node(parts, line, logical.start, end, heredocs, child, comments), end
 
 
-def node_from_line(
-    line: str, escape: str, *, start: int, end: int, comments: tuple[str, ...] = (),
-) -> Node:
-    """One instruction from its logical line (no here-document bodies)."""
+def _node(parts: _Parts, line: str, start: int, end: int, heredocs: tuple[Heredoc, ...],
+          child: Node | None, comments: tuple[str, ...]) -> Node:
+    instruction, flags, _, shape = parts
+    return Node(instruction=instruction, args=shape.args, flags=flags, json=shape.json,
+                original=line, start_line=start, end_line=end, heredocs=heredocs, child=child,
+                comments=comments)
+
+
+def _line_parts(line: str, escape: str) -> _Parts:
+    """One instruction line parsed (the trigger of an ONBUILD and here-documents left out)."""
     keyword, flags, rest = split_command(line)
     instruction = keyword.lower()
     parse = _LINE_PARSERS.get(instruction)
@@ -170,12 +182,10 @@ def node_from_line(
     shape = parse(rest, escape)
     if instruction == "shell":
         _check_shell(shape)
-    child = _trigger(rest, escape, start=start, end=end) if instruction == "onbuild" else None
-    return Node(instruction=instruction, args=shape.args, flags=flags, json=shape.json,
-                original=line, start_line=start, end_line=end, child=child, comments=comments)
+    return instruction, flags, rest, shape
 
 
-def _trigger(rest: str, escape: str, *, start: int, end: int) -> Node | None:
+def _trigger(rest: str, escape: str) -> _Parts | None:
     """The instruction ONBUILD registers (checked before parsing it, to refuse chains early)."""
     if not rest:
         return None
@@ -184,7 +194,7 @@ def _trigger(rest: str, escape: str, *, start: int, end: int) -> Node | None:
         raise DockerfileError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
     if keyword in ("FROM", "MAINTAINER"):
         raise DockerfileError(f"{keyword} isn't allowed as an ONBUILD trigger")
-    return node_from_line(rest, escape, start=start, end=end)
+    return _line_parts(rest, escape)
 
 
 def _check_shell(shape: Shape) -> None:

@@ -11,17 +11,28 @@ character (`\\` or `` ` ``) outside quotes; positional and special parameters (`
 are names that are never set. Expansion is a single pass: substituted values are not scanned
 again, so output grows at most linearly; a length cap and a nesting cap bound the rest.
 Any failure is a `DockerfileError` whose message reads like BuildKit's; callers add the line.
+
+Shortcuts skip the character-by-character lexer (`core.dockerfile.shellmachine`) for the
+common words, with the same results (property-tested against `Lexer.lex_word_with_matches`):
+text with no `$`, quote or escape character comes back as it is, and ASCII text whose `$`
+forms are `$NAME`, `${NAME}` or `${NAME<op>word}` (op one of `-`, `:-`, `+`, `:+`, word plain)
+and whose double quotes only delimit such text is expanded with one regular expression.
 """
+
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
+from typing import Final
 
-from core.dockerfile import shellpattern
+from core.dockerfile.shellmachine import MAX_NESTING, SPACE, SPACE_RUN, Machine
 from core.errors import DockerfileError
+
+__all__ = ["DEFAULT_MAX_LENGTH", "EXPANDED_INSTRUCTIONS", "MAX_NESTING", "Expansion", "Lexer"]
 
 #: Instructions (lower case, as in the parse tree) whose arguments BuildKit expands. FROM sees
 #: only the global ARGs; ONBUILD's trigger is expanded when it runs in the child build. RUN,
@@ -35,18 +46,11 @@ EXPANDED_INSTRUCTIONS: frozenset[str] = frozenset({
 
 #: default cap on the length of one expansion result, in characters
 DEFAULT_MAX_LENGTH = 8 * 1024 * 1024
-#: deepest `${...${...}...}` nesting accepted
-MAX_NESTING = 64
-
-# White space as Go's unicode.IsSpace sees it (BuildKit splits words with it).
-_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_SPACE_RUN = re.compile(f"[{_SPACE}]+")
-_SPACE_CHAR = re.compile(f"[{_SPACE}]")
-_SPECIAL_PARAMS = "@*#?-$!0"
 _GO_ESCAPES = MappingProxyType({
     "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
     "\\": "\\\\", '"': '\\"',
 })
+_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,17 @@ class Expansion:
     words: tuple[str, ...]  # `value` split on unquoted, unescaped white space; empty words dropped
     used: frozenset[str]  # referenced variables that were set
     unset: frozenset[str]  # referenced variables that were not set
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_pattern(escape: str, *, quotes: bool) -> re.Pattern[str]:
+    """One shortcut reference: `$NAME`, `${NAME}` or `${NAME<op>word}`, op one of `-`, `:-`,
+    `+`, `:+`, the word without `$`, `}`, the escape character or (when processed) quotes.
+
+    Groups: the bare name, the braced name, the operator, the word.
+    """
+    operand = "[^$}" + re.escape(escape) + ("'\"" if quotes else "") + "]*"
+    return re.compile(rf"\$(?:({_NAME})|\{{({_NAME})(?:(:?[-+])({operand}))?\}})")
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class Lexer:
     max_length: int = DEFAULT_MAX_LENGTH
     _special: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _dq_special: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _reference: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.escape not in ("\\", "`"):
@@ -84,23 +100,81 @@ class Lexer:
         if self.max_length < 1:
             raise DockerfileError("max_length must be positive")
         escape = re.escape(self.escape)
-        object.__setattr__(self, "_special", re.compile(f"[$'\"}}/{escape}{_SPACE}]"))
+        object.__setattr__(self, "_special", re.compile(f"[$'\"}}/{escape}{SPACE}]"))
         object.__setattr__(self, "_dq_special", re.compile(f'["${escape}]'))
+        simple = not self.raw_quotes and not self.skip_unset_env
+        object.__setattr__(self, "_reference", _reference_pattern(
+            self.escape, quotes=not self.skip_process_quotes) if simple else None)
 
     def expand_word(self, word: str, env: Mapping[str, str]) -> str:
         """One word in, one string out (BuildKit's ProcessWord)."""
-        return self._expand(word, env, words=False).value
+        value = self._shortcut_value(word, env, {}, set())
+        return value if value is not None else self._expand(word, env, words=False).value
 
     def expand_words(self, word: str, env: Mapping[str, str]) -> list[str]:
         """Expand, then split on unquoted white space (BuildKit's ProcessWords; EXPOSE)."""
-        return list(self._expand(word, env, words=True).words)
+        return list(self.expand_word_with_matches(word, env).words)
 
     def expand_word_with_matches(self, word: str, env: Mapping[str, str]) -> Expansion:
         """Expand and report the variables used and the unset ones referenced."""
+        if self.skip_process_quotes or '"' not in word:  # then every blank splits words
+            used: dict[str, str] = {}
+            unset: set[str] = set()
+            value = self._shortcut_value(word, env, used, unset)
+            if value is not None:
+                words = tuple(piece for piece in SPACE_RUN.split(value) if piece)
+                return Expansion(value, words, frozenset(used), frozenset(unset))
         return self._expand(word, env, words=True)
 
+    def expand_word_noting(self, word: str, env: Mapping[str, str], used: dict[str, str],
+                           unset: set[str]) -> str:
+        """`expand_word`, adding the variables read to `used` (with their values) and the
+        referenced names that are not set to `unset`."""
+        value = self._shortcut_value(word, env, used, unset)
+        if value is not None:
+            return value
+        expansion = self._expand(word, env, words=False)
+        for name in expansion.used:
+            used[name] = env[name]
+        unset.update(expansion.unset)
+        return expansion.value
+
+    def lex_word_with_matches(self, word: str, env: Mapping[str, str]) -> Expansion:
+        """`expand_word_with_matches` character by character, without the shortcuts."""
+        return self._expand(word, env, words=True)
+
+    def has_syntax(self, word: str) -> bool:
+        """Whether expanding `word` could change it (a `$`, quote, escape or leading BOM)."""
+        return ("$" in word or self.escape in word or word[:1] == "\ufeff"
+                or (not self.skip_process_quotes and ("'" in word or '"' in word)))
+
+    def _shortcut_value(self, word: str, env: Mapping[str, str], used: dict[str, str],
+                        unset: set[str]) -> str | None:
+        """The expansion of a plain or simple word (noting the variables read), else None.
+
+        Simple: ASCII, no escape character, no single quote and an even number of double
+        quotes (which then only delimit), every `$` starting a reference `_reference` reads.
+        """
+        if len(word) > self.max_length:  # the lexer also caps each operand it reads
+            return None
+        if not self.has_syntax(word):
+            return word
+        if self._reference is None or self.escape in word or not word.isascii():
+            return None
+        quotes = 0
+        if not self.skip_process_quotes:
+            quotes = word.count('"')
+            if quotes % 2 or "'" in word:
+                return None
+        pieces = self._reference.split(word)  # text, then 4 groups and text per reference
+        if len(pieces) // 5 != word.count("$"):
+            return None
+        if quotes:
+            pieces[::5] = [text.replace('"', "") for text in pieces[::5]]
+        return _substitute(pieces, env, used, unset, self.max_length)
+
     def _expand(self, word: str, env: Mapping[str, str], *, words: bool) -> Expansion:
-        state = _Expansion(self, word, env)
+        state = Machine(self, word, env)
         try:
             out = state.until("", raw_escapes=self.raw_escapes, words=words)
         except DockerfileError as err:
@@ -112,294 +186,33 @@ class Lexer:
                          frozenset(state.unset))
 
 
-class _Output:
-    """Collects the expanded text and, when asked, the words it splits into."""
-
-    __slots__ = ("limit", "parts", "size", "track", "word", "word_size", "words")
-
-    def __init__(self, *, limit: int, words: bool) -> None:
-        self.limit = limit
-        self.parts: list[str] = []
-        self.size = 0
-        self.track = words
-        self.words: list[str] = []
-        self.word: list[str] = []
-        self.word_size = 0
-
-    def _append(self, text: str) -> None:
-        self.parts.append(text)
-        self.size += len(text)
-        if self.size > self.limit:
-            raise DockerfileError(f"expansion result is longer than {self.limit} characters")
-
-    def raw(self, text: str) -> None:
-        """Text that stays in the current word whatever it holds (quoted, escaped, plain)."""
-        self._append(text)
-        if self.track:
-            self.word.append(text)
-            self.word_size += len(text)
-
-    def space(self, char: str) -> None:
-        """An unquoted white-space character: ends the current word."""
-        self._append(char)
-        if self.track:
-            self._end_word()
-
-    def substituted(self, text: str) -> None:
-        """A variable's value: its white space splits words."""
-        self._append(text)
-        if self.track:
-            for index, piece in enumerate(_SPACE_RUN.split(text)):
-                if index:
-                    self._end_word()
-                if piece:
-                    self.word.append(piece)
-                    self.word_size += len(piece)
-
-    def _end_word(self) -> None:
-        if self.word_size:
-            self.words.append("".join(self.word))
-        self.word.clear()
-        self.word_size = 0
-
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def finish_words(self) -> list[str]:
-        self._end_word()
-        return self.words
-
-
-class _Expansion:
-    """The state of one expansion: a cursor over the word and the names looked up."""
-
-    def __init__(self, lexer: Lexer, text: str, env: Mapping[str, str]) -> None:
-        self.lexer = lexer
-        self.text = text
-        # Go's text/scanner, which BuildKit reads the word with, drops a leading BOM.
-        self.pos = 1 if text.startswith("\ufeff") else 0
-        self.env = env
-        self.used: set[str] = set()
-        self.unset: set[str] = set()
-        self.depth = 0
-
-    def peek(self) -> str:
-        """The next character, or "" at the end."""
-        return self.text[self.pos] if self.pos < len(self.text) else ""
-
-    def next(self) -> str:
-        char = self.peek()
-        self.pos += len(char)
-        return char
-
-    def lookup(self, name: str) -> str | None:
-        value = self.env.get(name)
-        (self.unset if value is None else self.used).add(name)
-        return value
-
-    def until(self, stop: str, *, raw_escapes: bool, words: bool = False) -> _Output:
-        """Expand up to the unescaped, unquoted `stop` character ("" = the end of the word)."""
-        out = _Output(limit=self.lexer.max_length, words=words)
-        quotes = not self.lexer.skip_process_quotes
-        while char := self.peek():
-            if char == stop:
-                self.pos += 1
-                return out
-            if char == "$":
-                out.substituted(self.dollar())
-            elif char == "'" and quotes:
-                out.raw(self.single_quoted())
-            elif char == '"' and quotes:
-                out.raw(self.double_quoted(raw_escapes=raw_escapes))
-            elif char == self.lexer.escape:
-                if not self.escaped(out, raw_escapes=raw_escapes):
-                    break
-            else:
-                self.plain(out)
-        if stop:
-            raise DockerfileError(
-                f"unexpected end of statement while looking for matching {stop}")
-        return out
-
-    def escaped(self, out: _Output, *, raw_escapes: bool) -> bool:
-        """An escape outside quotes: the next character is taken literally. False at the end."""
-        escape = self.next()
-        if raw_escapes:
-            out.raw(escape)
-        char = self.next()
-        if char:
-            out.raw(char)
-        return bool(char)
-
-    def plain(self, out: _Output) -> None:
-        """A white-space character, or a run of characters with no meaning here."""
-        char = self.text[self.pos]
-        if _SPACE_CHAR.match(char):
-            self.pos += 1
-            out.space(char)
-            return
-        special = self.lexer._special.search(self.text, self.pos + 1)
-        end = special.start() if special else len(self.text)
-        out.raw(self.text[self.pos:end])
-        self.pos = end
-
-    def single_quoted(self) -> str:
-        """'...': everything literal up to the next single quote."""
-        end = self.text.find("'", self.pos + 1)
-        if end < 0:
-            self.pos = len(self.text)
-            raise DockerfileError(
-                "unexpected end of statement while looking for matching single-quote")
-        body = self.text[self.pos:end + 1] if self.lexer.raw_quotes else self.text[self.pos + 1:end]
-        self.pos = end + 1
-        return body
-
-    def double_quoted(self, *, raw_escapes: bool) -> str:
-        """"...": `$` expands; the escape character escapes only `"`, `$` and itself."""
-        escape = self.lexer.escape
-        out = _Output(limit=self.lexer.max_length, words=False)
-        quote = self.next()
-        if self.lexer.raw_quotes:
-            out.raw(quote)
-        while (char := self.peek()) != '"':
-            if not char:
-                raise DockerfileError(
-                    "unexpected end of statement while looking for matching double-quote")
-            if char == "$":
-                out.raw(self.dollar())
-            elif char == escape:
-                self.pos += 1
-                if raw_escapes:
-                    out.raw(escape)
-                following = self.peek()
-                if following in ('"', "$", escape):
-                    self.pos += 1
-                    out.raw(following)
-                elif following:
-                    out.raw(escape)
-            else:
-                special = self.lexer._dq_special.search(self.text, self.pos)
-                end = special.start() if special else len(self.text)
-                out.raw(self.text[self.pos:end])
-                self.pos = end
-        self.pos += 1
-        if self.lexer.raw_quotes:
-            out.raw(quote)
-        return out.text()
-
-    def name(self) -> str:
-        """A variable name: letters, digits and `_`; or a run of digits; or one special param."""
-        start = self.pos
-        char = self.peek()
-        if char.isdecimal():
-            while self.peek().isdecimal():
-                self.pos += 1
-        elif char and char in _SPECIAL_PARAMS:
-            self.pos += 1
+def _substitute(pieces: list[str], env: Mapping[str, str], used: dict[str, str],
+                unset: set[str], limit: int) -> str | None:
+    """Join the text pieces with the values of the references between them (`re.split`
+    groups: bare name, braced name, operator, word); None when longer than `limit`."""
+    parts = [pieces[0]]
+    size = 0
+    for index in range(1, len(pieces), 5):
+        name = pieces[index] or pieces[index + 1]
+        value = env.get(name)
+        if value is None:
+            unset.add(name)
         else:
-            while (char := self.peek()) and (char.isalpha() or char.isdecimal() or char == "_"):
-                self.pos += 1
-        return self.text[start:self.pos]
-
-    def dollar(self) -> str:
-        """`$name` or `${...}`, with the cursor on the `$`."""
-        self.pos += 1
-        if self.peek() != "{":
-            name = self.name()
-            if not name:
-                return "$"
-            value = self.lookup(name)
-            if value is None:
-                return "$" + name if self.lexer.skip_unset_env else ""
-            return value
-        self.pos += 1
-        char = self.peek()
-        if not char:
-            raise DockerfileError("syntax error: missing '}'")
-        if char in "{}:":
-            raise DockerfileError("syntax error: bad substitution")
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise DockerfileError("syntax error: substitutions nested too deeply")
-        try:
-            return self.braced(self.name())
-        finally:
-            self.depth -= 1
-
-    def braced(self, name: str) -> str:
-        """The rest of `${name...}` after the name."""
-        char = self.next()
-        if char == "}":
-            value = self.lookup(name)
-            if value is None:
-                return "${" + name + "}" if self.lexer.skip_unset_env else ""
-            return value
-        if char == "/":
-            return self.replaced(name)
-        if char == ":":
-            # `${V:x...}`: the character after the colon is the operator, whatever it is.
-            operator = self.next()
-            return self.modified(name, ":" + operator, operator, null_is_unset=True)
-        if char and char in "+-?#%":
-            return self.modified(name, char, char, null_is_unset=False)
-        if not char:
-            raise DockerfileError("syntax error: missing '}'")
-        raise DockerfileError(f"unsupported modifier ({char}) in substitution")
-
-    def operand(self, stop: str, *, raw_escapes: bool, missing: str) -> str:
-        """The word inside `${...}` up to `stop`; `missing` replaces any error at the end."""
-        try:
-            return self.until(stop, raw_escapes=raw_escapes).text()
-        except DockerfileError:
-            if not self.peek():
-                raise DockerfileError(missing) from None
-            raise
-
-    def modified(self, name: str, spelled: str, operator: str, *, null_is_unset: bool) -> str:
-        """`${name<op>word}` for the operators - + ? # % (with or without a colon)."""
-        word = self.operand("}", raw_escapes=operator in ("#", "%"),
-                            missing="syntax error: missing '}'")
-        value = self.lookup(name)
-        if value is None and self.lexer.skip_unset_env:
-            return "${" + name + spelled + word + "}"
-        empty = value is None or (null_is_unset and value == "")
-        if operator == "-":
-            return word if empty else (value or "")
-        if operator == "+":
-            return "" if empty else word
-        if operator == "?":
-            if empty:
-                default = "is not allowed to be unset" if value is None else \
-                    "is not allowed to be empty"
-                raise DockerfileError(f"{name}: {word or default}")
-            return value or ""
-        if operator in ("#", "%"):
-            return _trim(operator, word, value or "")
-        raise DockerfileError(f"unsupported modifier ({spelled}) in substitution")
-
-    def replaced(self, name: str) -> str:
-        """`${name/pattern/replacement}` and `${name//pattern/replacement}`."""
-        every = self.peek() == "/"
-        self.pos += every
-        pattern = self.operand("/", raw_escapes=True, missing="syntax error: missing '/' in ${}")
-        replacement = self.operand("}", raw_escapes=True, missing="syntax error: missing '}'")
-        value = self.lookup(name)
-        if value is None and self.lexer.skip_unset_env:
-            slashes = "//" if every else "/"
-            return "${" + name + slashes + pattern + "/" + replacement + "}"
-        if every:
-            return shellpattern.replace_all(pattern, value or "", replacement,
-                                            max_length=self.lexer.max_length)
-        return shellpattern.replace_first(pattern, value or "", replacement)
-
-
-def _trim(operator: str, word: str, value: str) -> str:
-    """`#`/`%` remove the shortest matching prefix/suffix, `##`/`%%` the longest."""
-    longest = word.startswith(operator)
-    pattern = word[1:] if longest else word
-    if operator == "#":
-        return shellpattern.trim_prefix(pattern, value, longest=longest)
-    return shellpattern.trim_suffix(pattern, value, longest=longest)
+            used[name] = value
+        operator = pieces[index + 2]
+        if operator is not None:
+            empty = not value if operator[0] == ":" else value is None
+            if operator[-1] == "-":
+                value = pieces[index + 3] if empty else value
+            else:
+                value = "" if empty else pieces[index + 3]
+        size += len(value or "")
+        if size > limit:  # stop early: the lexer reports it
+            return None
+        parts.append(value or "")
+        parts.append(pieces[index + 4])
+    value = "".join(parts)
+    return value if len(value) <= limit else None
 
 
 def _go_quote(text: str, *, limit: int = 256) -> str:

@@ -11,7 +11,6 @@ walker, which keeps the state they depend on.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -38,16 +37,6 @@ from core.errors import DockerfileError
 _I = TypeVar("_I", bound=InstructionBase)
 _T = TypeVar("_T")
 _RAW_LEXER: Final = Lexer("\\", skip_process_quotes=True)
-# The common words, expanded without the lexer (same result, checked by a property test):
-# ASCII text with no single quote and no escape character, whose `$` forms are `$NAME`,
-# `${NAME}` or `${NAME<op>word}` (op one of `-`, `:-`, `+`, `:+`, word plain), and whose double
-# quotes only delimit such text.
-_NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
-_PLAIN: Final = r"[^$'\"\\`]"
-_REF: Final = rf"\$(?:{_NAME}|\{{{_NAME}(?::?[-+][^$'\"\\`}}]*)?\}})"
-_REFERENCE: Final = re.compile(
-    rf"\$(?:({_NAME})|\{{({_NAME})(?:(:?[-+])([^$'\"\\`}}]*))?\}})")
-_SIMPLE_WORD: Final = re.compile(rf'(?:{_PLAIN}|{_REF}|"(?:{_PLAIN}|{_REF})*")*')
 
 
 def evolved(instance: _T, **changes: Any) -> _T:
@@ -75,80 +64,37 @@ def located(error: DockerfileError, instruction: InstructionBase,
 class Words:
     """Expands the words of one instruction against one environment, noting what it read."""
 
-    __slots__ = ("_env", "_escape", "_lexer", "unset", "used")
+    __slots__ = ("_env", "_lexer", "unset", "used")
 
     def __init__(self, lexer: Lexer, env: Mapping[str, str]) -> None:
         self._lexer = lexer
-        self._escape = lexer.escape
         self._env = env
         self.used: dict[str, str] = {}
         self.unset: set[str] = set()
 
     def word(self, text: str) -> str:
-        """One word in, one string out."""
-        if self._plain(text):
+        """One word in, one string out (text without syntax as it is, whatever its length)."""
+        if not self._lexer.has_syntax(text):
             return text
-        if text.isascii() and _SIMPLE_WORD.fullmatch(text):
-            return self._simple(text)
-        expansion = self._lexer.expand_word_with_matches(text, self._env)
-        self._note(expansion.used, expansion.unset)
-        return expansion.value
+        return self._lexer.expand_word_noting(text, self._env, self.used, self.unset)
 
     def split(self, text: str) -> tuple[str, ...]:
         """Expand, then split on unquoted white space."""
         expansion = self._lexer.expand_word_with_matches(text, self._env)
-        self._note(expansion.used, expansion.unset)
+        for name in expansion.used:
+            self.used[name] = self._env[name]
+        self.unset.update(expansion.unset)
         return expansion.words
 
     def body(self, text: str) -> str:
         """A here-document body: quotes are plain characters, `\\` escapes."""
         if "$" not in text and "\\" not in text:
             return text
-        expansion = _RAW_LEXER.expand_word_with_matches(text, self._env)
-        self._note(expansion.used, expansion.unset)
-        return expansion.value
-
-    def _simple(self, text: str) -> str:
-        """A word matching `_SIMPLE_WORD`: its double quotes are all delimiters, dropped."""
-        parts: list[str] = []
-        pos = 0
-        for match in _REFERENCE.finditer(text):
-            parts.append(text[pos:match.start()].replace('"', ""))
-            parts.append(self._reference(*match.groups()))
-            pos = match.end()
-        parts.append(text[pos:].replace('"', ""))
-        value = "".join(parts)
-        if len(value) > self._lexer.max_length:  # let the lexer report it
-            return self._lexer.expand_word(text, self._env)
-        return value
-
-    def _reference(self, bare: str | None, braced: str | None, operator: str | None,
-                   word: str | None) -> str:
-        name = bare or braced or ""
-        value = self._env.get(name)
-        if value is None:
-            self.unset.add(name)
-        else:
-            self.used[name] = value
-        if operator is None:
-            return value or ""
-        empty = not value if operator.startswith(":") else value is None
-        if operator.endswith("-"):
-            return (word or "") if empty else (value or "")
-        return "" if empty else (word or "")
+        return _RAW_LEXER.expand_word_noting(text, self._env, self.used, self.unset)
 
     def has_syntax(self, text: str) -> bool:
         """Whether expanding `text` could change it (a `$`, quote, escape or leading BOM)."""
-        return not self._plain(text)
-
-    def _plain(self, text: str) -> bool:
-        return ("$" not in text and "'" not in text and '"' not in text
-                and self._escape not in text and not text.startswith("\ufeff"))
-
-    def _note(self, used: frozenset[str], unset: frozenset[str]) -> None:
-        for name in used:
-            self.used[name] = self._env[name]
-        self.unset.update(unset)
+        return self._lexer.has_syntax(text)
 
 
 def expand_instruction(instruction: _I, words: Words) -> _I:

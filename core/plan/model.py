@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from core.dockerfile.instructions import FromInstruction, Instruction
+from core.dockerfile.records import fast_init
 from core.image.manifest import Platform
 from core.plan.sources import Base, ImageBase, Source, StageDirectory
 
@@ -81,6 +82,7 @@ class BuildPlan:
         return self.all_stages[self.target]
 
 
+@fast_init
 @dataclass(frozen=True)
 class ArgValue:
     """An ARG in scope: its name and value (None when declared without any value)."""
@@ -89,6 +91,7 @@ class ArgValue:
     value: str | None
 
 
+@fast_init
 @dataclass(frozen=True)
 class Step:
     """One instruction ready to execute.

@@ -117,7 +117,9 @@ class _Walk:
 
     def set(self, name: str, value: str) -> None:
         self.env[name] = value
-        self._view = self._run_view = self._run_args_cache = None
+        self._view = self._run_view = None
+        if name in self.args:  # the RUN history lists an ARG with its value in the env
+            self._run_args_cache = None
 
     def step(self, instruction: Instruction, *, onbuild: bool) -> None:
         try:
@@ -187,8 +189,7 @@ class _Walk:
     def _run_args(self) -> tuple[ArgValue, ...]:
         """The ARGs in scope as a RUN's history lists them: the value in the environment."""
         if self._run_args_cache is None:
-            self._run_args_cache = tuple(ArgValue(arg.name, self.env.get(arg.name, arg.value))
-                                         for arg in self.args.values())
+            self._run_args_cache = tuple(_current(arg, self.env) for arg in self.args.values())
         return self._run_args_cache
 
     def _mount_sources(self, run: RunInstruction) -> tuple[Source | None, ...]:
@@ -197,6 +198,12 @@ class _Walk:
         return tuple(self._source(mount.from_, "mount")
                      if mount.from_ and mount.type != "tmpfs" else None
                      for mount in run.mounts)
+
+
+def _current(arg: ArgValue, env: Mapping[str, str]) -> ArgValue:
+    """`arg` with the value the environment holds for it (the same object when unchanged)."""
+    value = env.get(arg.name, arg.value)
+    return arg if value == arg.value else ArgValue(arg.name, value)
 
 
 def _frozen(values: dict[str, str]) -> Mapping[str, str]:

@@ -1,4 +1,4 @@
-"""The word expander used by the planner agrees with the lexer, including its shortcuts."""
+"""The word expander used by the planner agrees with the character-by-character lexer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _ALPHABET = st.sampled_from([*"$${}AB_x9é -:+?#%/'\"\\`", "PATH", "${A}", "$AB"
 
 def _lexer_result(lexer: Lexer, word: str) -> tuple[str, dict[str, str], set[str]] | str:
     try:
-        expansion = lexer.expand_word_with_matches(word, ENV)
+        expansion = lexer.lex_word_with_matches(word, ENV)
     except DockerfileError as error:
         return error.message
     return expansion.value, {name: ENV[name] for name in expansion.used}, set(expansion.unset)
@@ -56,3 +56,20 @@ def test_split_and_body() -> None:
     assert words.split("$AB 'c d'") == ("two", "words", "c d")
     assert words.body("v='$A' \"$AB\" \\$A\n") == "v='1' \"two words\" $A\n"
     assert words.used == {"A": "1", "AB": "two words"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(word=st.lists(_ALPHABET, max_size=12).map("".join))
+def test_split_and_body_match_the_lexer(word: str) -> None:
+    lexer, raw = Lexer("\\"), Lexer("\\", skip_process_quotes=True)
+    for expand, reference in ((Words(lexer, ENV).split, lambda: lexer.lex_word_with_matches),
+                              (Words(raw, ENV).body, lambda: raw.lex_word_with_matches)):
+        try:
+            expected = reference()(word, ENV)
+        except DockerfileError as error:
+            with pytest.raises(DockerfileError) as raised:
+                expand(word)
+            assert raised.value.message == error.message
+            continue
+        result = expand(word)
+        assert result == (expected.words if isinstance(result, tuple) else expected.value)
