@@ -8,6 +8,12 @@ command line followed by the bodies and their delimiters, so the shell feeds the
 The environment is the step's (ENV, ARGs in scope, proxy build args) plus HOME from the user's
 passwd entry when not set; the user and groups come from the stage's /etc/passwd and
 /etc/group. Output lines go out as `StepOutput` events with secret values masked.
+
+The sandbox is the one chosen for the stage's tree (`core.build.sandbox`); when none can run
+there, or the sandbox itself fails, the step fails with a `StepError` that says why. Where the
+disk cannot hold the image's owners and modes (an unprivileged build), the tree's metadata map
+follows each step (`core.build.ownership`) and the layer is written from it; under proot, whose
+chown changes nothing, the build log says so.
 """
 
 from __future__ import annotations
@@ -25,15 +31,19 @@ from core.build.events import StepOutput
 from core.build.history import run_text
 from core.build.layers import Layer
 from core.build.mounts import PreparedMounts, prepare_mounts
+from core.build.ownership import effective, updated_metadata
+from core.build.sandbox import concrete
 from core.build.session import BuildSession
 from core.build.stage import StageState
 from core.build.users import Identity, run_user
 from core.dockerfile.instructions import RunInstruction
-from core.errors import BuildError, DeadlineError, StepError
+from core.errors import BuildError, DeadlineError, SandboxError, StepError
 from core.plan import Step
-from core.rootfs import Root
+from core.rootfs import MetadataMap, Root
+from core.run import NoSandbox
 from core.run.spec import BindMount, RunResult, RunSpec, Sandbox
-from core.snapshot.diff import SnapshotMode, snapshot
+from core.snapshot.diff import SnapshotMode
+from core.snapshot.diff import diff as diff_indexes
 from core.snapshot.index import StatIndex
 from core.snapshot.tarwriter import write_diff
 
@@ -41,6 +51,10 @@ log = logging.getLogger(__name__)
 
 _HEREDOC_MARKER = re.compile(r"^(\d*)<<(-?)\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?$")
 _SCRIPT_DIR = "/dev/pipes"
+_CHOWN = re.compile(r"\b(?:chown|chgrp)\b|\binstall\b[^;&|]*\s-[^\s]*[og]")
+_PROOT_LIMIT = ("RUN steps run under proot: chown and chgrp to another user report success but "
+                "change nothing, so files keep the owner they had and files a step creates "
+                "belong to the step's user")
 
 
 @dataclass(frozen=True)
@@ -81,38 +95,95 @@ def run_step(session: BuildSession, stage: StageState, step: Step, sandbox: Sand
     argv, script = command_line(run, lambda args: with_shell(config, args, False))
     created_by = run_text(argv, step.build_args)
     rootfs = stage.tree.ensure(session.spool)
+    sandbox = _sandbox_for(sandbox, rootfs)
     identity = run_user(config.user, stage.tree.accounts(session.spool))
     mounts = prepare_mounts(session, run.mounts, step.mount_sources, workdir=step.workdir)
     try:
         if script is not None:
             mounts.mounts.append(_script_mount(session, mounts, run, script))
-        spec = _spec(rootfs, argv, step, identity, mounts, run)
+        spec = _spec(rootfs, argv, step, identity, mounts, run, stage.tree.metadata)
         before = _index(session, stage, sandbox.transient_paths(spec))
-        _ensure_workdir(rootfs, step.workdir)  # after the index: a made directory is a change
+        made = _ensure_workdir(rootfs, step.workdir)  # after the index: a made dir is a change
         result = _execute(session, sandbox, spec, mounts.secret_values)
+    except SandboxError as error:
+        raise StepError(f"RUN failed in the {sandbox.name} sandbox: {error}") from error
     finally:
         mounts.release()
+    _ownership_notes(session, sandbox, identity, run.command)
     if not result.ok:
         raise _failure(session, argv, result, step)
     if single_snapshot:
+        _follow_ownership(session, stage, before, result, made)
         stage.tree.index = None
         return RunResultInfo(created_by, None)
-    return RunResultInfo(created_by, _snapshot(session, stage, before, created_by))
+    return RunResultInfo(created_by, _snapshot(session, stage, before, created_by,
+                                               changes=(result, made)))
 
 
-def _snapshot(session: BuildSession, stage: StageState, before: StatIndex,
-              created_by: str) -> Layer | None:
-    """The step's changes as a new layer of the stage (None when nothing changed)."""
-    diff, after = snapshot(before, mode=SnapshotMode(session.options.snapshot_mode))
+def _sandbox_for(sandbox: Sandbox, rootfs: Path) -> Sandbox:
+    try:
+        chosen = concrete(sandbox, rootfs)
+    except SandboxError as error:
+        raise StepError(f"RUN needs a sandbox and none can run it here: {error}") from error
+    if isinstance(chosen, NoSandbox):
+        raise StepError(f"RUN is refused: no sandbox is in use ({chosen.detail})")
+    return chosen
+
+
+def _ownership_notes(session: BuildSession, sandbox: Sandbox, identity: Identity,
+                     command: tuple[str, ...]) -> None:
+    """proot's known limit, said in the build log: a faked chown changes nothing."""
+    if sandbox.name != "proot":
+        return
+    if identity.uid == 0 and _PROOT_LIMIT not in session.warnings:
+        session.warn(_PROOT_LIMIT)
+    text = " ".join(command)
+    if _CHOWN.search(text):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        session.warn(f"RUN {shown}: under proot, chown and chgrp to another user change "
+                     f"nothing in the image")
+
+
+def _snapshot(session: BuildSession, stage: StageState, before: StatIndex, created_by: str,
+              *, changes: tuple[RunResult, tuple[str, ...]]) -> Layer | None:
+    """The step's changes as a new layer of the stage (None when nothing changed). The tree's
+    metadata map follows the step first, so that the diff and the layer see the image's
+    owners and modes."""
+    mode = SnapshotMode(session.options.snapshot_mode)
+    old = stage.tree.metadata
+    after = _scan_after(before, mode)
+    result, made = changes
+    new = updated_metadata(old, before, after, result.ownership, made_by_builder=made)
+    shown = effective(after, new)
+    diff = diff_indexes(effective(before, old), shown, mode=mode)
     stage.tree.index = after
+    stage.tree.metadata = new
     if diff.is_empty:
         return None
-    layer = session.spool.write(lambda writer: write_diff(writer, diff),
+    layer = session.spool.write(lambda writer: write_diff(writer, diff, index=shown),
                                 root=str(stage.tree.rootfs), settings=session.settings,
                                 created_by=created_by, overrides=stage.tree.overrides())
     if layer is not None:
         stage.tree.add_layer(layer, session.spool, applied=True)
     return layer
+
+
+def _scan_after(before: StatIndex, mode: SnapshotMode) -> StatIndex:
+    full = mode is SnapshotMode.FULL
+    return StatIndex.scan(before.root, ignore=before.ignore,
+                          one_file_system=before.one_file_system, hash_content=full,
+                          previous=before if full else None)
+
+
+def _follow_ownership(session: BuildSession, stage: StageState, before: StatIndex,
+                      result: RunResult, made: tuple[str, ...]) -> None:
+    """With `--single-snapshot` no layer is made now, but a fake root's view of ownership must
+    still reach the metadata map (its records are keyed by inodes the next steps may reuse)."""
+    if result.ownership is None:
+        return
+    after = _scan_after(before, SnapshotMode(session.options.snapshot_mode))
+    stage.tree.metadata = updated_metadata(stage.tree.metadata, before, after,
+                                           result.ownership, made_by_builder=made)
 
 
 def _index(session: BuildSession, stage: StageState, transient: Sequence[str]) -> StatIndex:
@@ -126,9 +197,12 @@ def _index(session: BuildSession, stage: StageState, transient: Sequence[str]) -
     return StatIndex.scan(str(stage.tree.rootfs), ignore=ignore, hash_content=full)
 
 
-def _ensure_workdir(rootfs: Path, workdir: str) -> None:
+def _ensure_workdir(rootfs: Path, workdir: str) -> tuple[str, ...]:
+    """Make the working directory if the tree lacks it; the root-relative paths made."""
+    made: list[str] = []
     with Root(rootfs, clamp=True) as root:
-        root.directory(workdir.strip("/"), create=True, mode=0o755)
+        root.directory(workdir.strip("/"), create=True, mode=0o755, on_create=made.append)
+    return tuple(made)
 
 
 def _script_mount(session: BuildSession, mounts: PreparedMounts, run: RunInstruction,
@@ -142,13 +216,13 @@ def _script_mount(session: BuildSession, mounts: PreparedMounts, run: RunInstruc
 
 
 def _spec(rootfs: Path, argv: tuple[str, ...], step: Step, identity: Identity,
-          mounts: PreparedMounts, run: RunInstruction) -> RunSpec:
+          mounts: PreparedMounts, run: RunInstruction, recorded: MetadataMap) -> RunSpec:
     env = dict(step.env)
     env.setdefault("HOME", identity.home)
     env.update(mounts.env)
     return RunSpec(root=rootfs.resolve(), argv=argv, env=env, cwd=step.workdir,
                    uid=identity.uid, gid=identity.gid, groups=identity.groups,
-                   mounts=tuple(mounts.mounts), network=run.network)
+                   mounts=tuple(mounts.mounts), network=run.network, recorded=recorded)
 
 
 def _execute(session: BuildSession, sandbox: Sandbox, spec: RunSpec,

@@ -1,33 +1,88 @@
-"""Choosing the RUN sandbox once per build, from `--run-isolation`, by probing (`core.run`).
+"""Choosing the RUN sandbox: probed once per process, chosen per stage root (`core.run`).
 
-A named sandbox is probed alone. `auto` probes the candidates in `core.run`'s order of
-preference and stops at the first that works (each probe starts processes: no need to try the
-rest). The probe's throwaway root lives under the work dir.
+`--run-isolation auto` takes, for each stage, the first candidate (chroot, userns, proot,
+fakechroot) that the probe found usable and that suits the stage's tree (fakechroot needs a
+dynamically linked glibc `/bin/sh`); a name takes that sandbox or fails; `none` refuses RUN.
+The probe report comes from a `Prober` the caller keeps for the life of the process (a fresh
+one per build otherwise); its throwaway root, and every sandbox's temporary files, live under
+the build's work dir. Each choice is logged and announced as a `Message` event with the
+reasons the candidates before it were passed over; a stage no sandbox suits fails its first
+RUN with an error naming what was probed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.build.options import Isolation
-from core.errors import SandboxError
-from core.run import CANDIDATES, Sandbox, probe, select_sandbox
+from core.run import Choice, Prober, RunResult, RunSpec, Sandbox, choose, with_scratch
 
 log = logging.getLogger(__name__)
 
+Notify = Callable[[str], None]
 
-def choose_sandbox(isolation: Isolation, *, probe_dir: Path) -> Sandbox:
-    """The sandbox for `isolation`; `SandboxError` naming what was probed when unusable."""
-    if isolation != "auto":
-        candidates = (isolation,) if isolation in CANDIDATES else ()
-        return select_sandbox(isolation, probe(candidates=candidates, root_for_test=probe_dir))
-    tried: list[str] = []
-    for name in CANDIDATES:
-        report = probe(candidates=(name,), root_for_test=probe_dir)
-        if report.chosen is not None:
-            sandbox = select_sandbox(name, report)
-            log.info("RUN sandbox: %s", sandbox.name)
-            return sandbox
-        tried.append(report.describe())
-    raise SandboxError(f"no usable RUN sandbox here; probed: {'; '.join(tried)}")
+
+def _quiet(text: str) -> None:
+    return None
+
+
+@dataclass
+class StageSandboxes:
+    """The `Sandbox` a build's RUN steps go through: it picks, per root, the sandbox `choose`
+    gives (once per root) and runs the step there. `name` is every sandbox used, in order."""
+
+    isolation: Isolation
+    prober: Prober
+    scratch: Path
+    notify: Notify = _quiet
+    _chosen: dict[str, Choice] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        used = dict.fromkeys(c.sandbox.name for c in self._chosen.values())
+        return "+".join(used) or self.isolation
+
+    def report_lines(self) -> tuple[str, ...]:
+        """The probe report, one line per candidate ("" when nothing was probed)."""
+        if not self.prober.probed:
+            return ()
+        return tuple(str(entry) for entry in self.prober.report().entries)
+
+    def for_root(self, root: Path) -> Sandbox:
+        """The sandbox for steps in `root` (`SandboxError` when there is none)."""
+        key = os.path.realpath(root)
+        choice = self._chosen.get(key)
+        if choice is None:
+            report = self.prober.report(root_for_test=self.scratch)
+            choice = choose(self.isolation, report, Path(key))
+            choice = Choice(with_scratch(choice.sandbox, self.scratch), choice.skipped)
+            self._chosen[key] = choice
+            self.notify(f"RUN sandbox: {choice.describe()}; probed: {report.describe()}")
+        return choice.sandbox
+
+    def transient_paths(self, spec: RunSpec) -> tuple[str, ...]:
+        return self.for_root(spec.root).transient_paths(spec)
+
+    def run(self, spec: RunSpec) -> RunResult:
+        return self.for_root(spec.root).run(spec)
+
+
+def concrete(sandbox: Sandbox, root: Path) -> Sandbox:
+    """The sandbox that really runs steps in `root` (`sandbox` itself unless it chooses)."""
+    return sandbox.for_root(root) if isinstance(sandbox, StageSandboxes) else sandbox
+
+
+def probe_lines(sandbox: Sandbox | None) -> tuple[str, ...]:
+    """The probe report behind a build's sandbox, for the build result (() when none)."""
+    return sandbox.report_lines() if isinstance(sandbox, StageSandboxes) else ()
+
+
+def choose_sandbox(isolation: Isolation, *, probe_dir: Path, prober: Prober | None = None,
+                   notify: Notify = _quiet) -> StageSandboxes:
+    """The RUN sandbox of one build; nothing is probed until a step needs it."""
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    return StageSandboxes(isolation, prober or Prober(), probe_dir, notify)

@@ -22,6 +22,7 @@ from core.build.stage import StageState, Tree
 from core.build.workdir import WorkDir
 from core.errors import BuildError, DeadlineError
 from core.plan import ImageBase, ScratchBase, Source, StageBase
+from core.run import Prober
 from core.run.spec import Sandbox
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class BuildSession:
     warnings: list[str] = field(default_factory=list)
     sandbox: Sandbox | None = None
     current_step: int = 0
+    prober: Prober | None = None  # kept by the caller across builds: probe once per process
 
     def time_left(self) -> float | None:
         """Seconds until the deadline (None: no deadline)."""
@@ -60,8 +62,13 @@ class BuildSession:
         """The RUN sandbox, chosen once per build on first use."""
         if self.sandbox is None:
             self.sandbox = choose_sandbox(self.options.run_isolation,
-                                          probe_dir=self.workdir.tmp)
+                                          probe_dir=self.workdir.tmp, prober=self.prober,
+                                          notify=self.note)
         return self.sandbox
+
+    def note(self, text: str) -> None:
+        log.info("%s", text)
+        self.events.emit(Message("info", text))
 
     def warn(self, text: str) -> None:
         log.warning("%s", text)

@@ -13,7 +13,8 @@ ends, every process whose root directory is the step's root is killed.
 caller to root. Only that one id exists there, so a step running as another user sees itself
 as that user through a nested user namespace, supplementary groups cannot be set (they are
 left out, with a log line), every file of the root appears owned by the step's user, and `chown`
-to another id fails.
+to another id fails. Files the step creates belong, on disk, to the builder: the result's
+`Ownership` says they are the step's user's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.errors import SandboxError
@@ -33,7 +34,7 @@ from core.run.handoff import EntryPlan, parse_status
 from core.run.mountplan import SYSTEM_PATHS, host_root, plan_mounts
 from core.run.placeholders import Placeholders
 from core.run.process import Launch, Outcome, exit_status, kill_processes, root_of, supervise
-from core.run.spec import RunResult, RunSpec, transient_targets
+from core.run.spec import Ownership, RunResult, RunSpec, transient_targets
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,9 @@ class UsernsSandbox:
                      list(spec.groups))
         network = ("--net",) if spec.network == "none" else ()
         flags = ("--user", "--map-root-user", *_NAMESPACE_FLAGS, *network)
-        return run_entry(spec, sandbox=self.name, prefix=(os.fspath(self.unshare), *flags),
-                         python=self.python, user_switch="userns")
+        result = run_entry(spec, sandbox=self.name, prefix=(os.fspath(self.unshare), *flags),
+                           python=self.python, user_switch="userns")
+        return replace(result, ownership=Ownership(creator=(spec.uid, spec.gid)))
 
 
 def run_entry(spec: RunSpec, *, sandbox: str, prefix: tuple[str, ...], python: str,

@@ -87,11 +87,13 @@ class Placeholders:
                 raise SandboxError(f"mount point '{printable(path)}' is {what} in the image")
             return
         parent = os.stat(fd)
+        mode = 0o755 if kind == "dir" else 0o644
         if kind == "dir":
-            os.mkdir(name, 0o755, dir_fd=fd)
+            os.mkdir(name, mode, dir_fd=fd)
         else:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            os.close(os.open(name, flags, 0o644, dir_fd=fd))
+            os.close(os.open(name, flags, mode, dir_fd=fd))
+        os.chmod(name, mode, dir_fd=fd)  # the builder's umask must not narrow a mount point
         made = os.stat(name, dir_fd=fd, follow_symlinks=False)
         times = (parent.st_atime_ns, parent.st_mtime_ns)
         self._made.append(Placeholder(base, path, kind, (made.st_ino, made.st_ctime_ns), times))

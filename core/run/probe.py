@@ -1,8 +1,10 @@
 """Finding out which sandboxes work here, by trying them, and choosing one.
 
-`probe` runs a static test program (busybox, copied into a throwaway root) in each candidate
-sandbox and reports, per candidate, whether it worked and why or why not; nothing is inferred
-from the user id or the platform. Probing costs a few process starts per candidate: do it
+`probe` runs a test program in each candidate sandbox and reports, per candidate, whether it
+worked and why or why not; nothing is inferred from the user id or the platform. The program is
+a static busybox copied into a throwaway root, except for `fakechroot`, which runs only dynamic
+glibc programs: it gets the host's own shell. Whether a usable sandbox also suits a stage's base
+image is `core.run.choice`'s question. Probing costs a few process starts per candidate: do it
 once per process and keep the report (`Prober` does that for whoever holds it).
 `select_sandbox` turns a report and a `--run-isolation` name into a `Sandbox`.
 """
@@ -12,17 +14,19 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.errors import SandboxError
+from core.run.fakechroot import FakechrootSandbox
 from core.run.namespaces import ChrootSandbox, UsernsSandbox
 from core.run.proot import ProotSandbox
 from core.run.spec import RunResult, RunSpec, Sandbox
-from core.run.tools import Tools, is_static_executable
+from core.run.tools import Tools, elf_interpreter, is_static_executable
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,8 @@ def probe(*, candidates: Sequence[str] = CANDIDATES, root_for_test: Path | None 
     `tools_dir`, then on `PATH`.
     """
     tools = Tools.discover(tools_dir=tools_dir)
-    with _test_root(tools, root_for_test) as root:
-        entries = tuple(_probe_one(name, tools, root) for name in candidates)
+    with _test_roots(tools, root_for_test) as roots:
+        entries = tuple(_probe_one(name, tools, roots) for name in candidates)
     chosen = next((e.name for e in entries if e.usable), None)
     for entry in entries:
         log.info("RUN sandbox %s", entry)
@@ -78,17 +82,32 @@ def probe(*, candidates: Sequence[str] = CANDIDATES, root_for_test: Path | None 
 
 
 class Prober:
-    """Probes on first use and keeps the report for as long as this object lives."""
+    """Probes on first use and keeps the report for as long as this object lives (hold one
+    per process: the environment does not change under it)."""
 
     def __init__(self, *, candidates: Sequence[str] = CANDIDATES,
                  root_for_test: Path | None = None, tools_dir: Path | None = None) -> None:
         self._options = (tuple(candidates), root_for_test, tools_dir)
         self._report: ProbeReport | None = None
 
-    def report(self) -> ProbeReport:
+    @classmethod
+    def known(cls, report: ProbeReport) -> Prober:
+        """A prober that already has its answer (a report made elsewhere)."""
+        prober = cls(candidates=tuple(e.name for e in report.entries))
+        prober._report = report
+        return prober
+
+    @property
+    def probed(self) -> bool:
+        return self._report is not None
+
+    def report(self, *, root_for_test: Path | None = None) -> ProbeReport:
+        """The report; the first call probes, with its throwaway root under `root_for_test`
+        (default: the one given at construction)."""
         if self._report is None:
-            candidates, root_for_test, tools_dir = self._options
-            self._report = probe(candidates=candidates, root_for_test=root_for_test,
+            candidates, default_root, tools_dir = self._options
+            self._report = probe(candidates=candidates,
+                                 root_for_test=root_for_test or default_root,
                                  tools_dir=tools_dir)
         return self._report
 
@@ -133,37 +152,66 @@ def select_sandbox(name: str, report: ProbeReport) -> Sandbox:
     return entry.sandbox
 
 
+@dataclass(frozen=True)
+class _Roots:
+    """The throwaway roots (or why there is none): a static busybox, and the host's shell."""
+
+    scratch: Path
+    static: Path | str
+    dynamic: Path | str
+
+
 @contextlib.contextmanager
-def _test_root(tools: Tools, parent: Path | None) -> Iterator[Path | str]:
-    """A throwaway root with a static busybox and a token file, or why there is none."""
-    busybox = tools.find("busybox")
-    if busybox is None or not is_static_executable(busybox):
-        found = "not found" if busybox is None else f"{busybox} is not statically linked"
-        yield f"no test program: a static busybox is needed ({found} in {tools.describe()})"
-        return
+def _test_roots(tools: Tools, parent: Path | None) -> Iterator[_Roots]:
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     holder = Path(tempfile.mkdtemp(prefix="bucketbuild-probe-", dir=parent))
     try:
-        root = holder / "root"
-        (root / "bin").mkdir(parents=True)
-        shutil.copyfile(busybox, root / "bin" / "busybox")
-        (root / "bin" / "busybox").chmod(0o755)
-        (root / "probe.txt").write_bytes(_TOKEN)
-        yield root
+        yield _Roots(holder, _static_root(tools, holder / "static"),
+                     _dynamic_root(tools, holder / "dynamic"))
     finally:
         shutil.rmtree(holder, ignore_errors=True)
 
 
-def _probe_one(name: str, tools: Tools, root: Path | str) -> ProbeEntry:
+def _static_root(tools: Tools, root: Path) -> Path | str:
+    """A root with a static busybox and a token file, or why there is none."""
+    busybox = tools.find("busybox")
+    if busybox is None or not is_static_executable(busybox):
+        found = "not found" if busybox is None else f"{busybox} is not statically linked"
+        return f"no test program: a static busybox is needed ({found} in {tools.describe()})"
+    (root / "bin").mkdir(parents=True)
+    shutil.copyfile(busybox, root / "bin" / "busybox")
+    (root / "bin" / "busybox").chmod(0o755)
+    (root / "probe.txt").write_bytes(_TOKEN)
+    return root
+
+
+def _dynamic_root(tools: Tools, root: Path) -> Path | str:
+    """A root with the host's shell (a dynamic glibc program) and a token file."""
+    shell = tools.find("sh")
+    if shell is None:
+        return f"no test program: no sh in {tools.describe()}"
+    real = Path(os.path.realpath(shell))
+    interpreter = elf_interpreter(real)
+    if not interpreter or ("ld-linux" not in interpreter and "ld64.so" not in interpreter):
+        return f"no test program: the host's shell {real} is not a dynamic glibc program"
+    (root / "bin").mkdir(parents=True)
+    shutil.copyfile(real, root / "bin" / "sh")
+    (root / "bin" / "sh").chmod(0o755)
+    (root / "probe.txt").write_bytes(_TOKEN)
+    return root
+
+
+def _probe_one(name: str, tools: Tools, roots: _Roots) -> ProbeEntry:
     tries, missing = _candidates(name, tools)
     if not tries:
         return ProbeEntry(name, False, missing)
+    root = roots.dynamic if name == "fakechroot" else roots.static
     if isinstance(root, str):
         return ProbeEntry(name, False, root)
     failures: list[str] = []
     for sandbox, works in tries:
-        failure = _try(sandbox, root)
+        failure = _try(with_scratch(sandbox, roots.scratch), root)
         if failure is None:
             why = works if not failures else f"{works}; {'; '.join(failures)}"
             return ProbeEntry(name, True, why, sandbox)
@@ -190,18 +238,48 @@ def _candidates(name: str, tools: Tools) -> tuple[list[tuple[Sandbox, str]], str
             tries.append((ProotSandbox(proot=proot), f"ptrace works ({proot})"))
         return tries, f"proot not found in {tools.describe()}"
     if name == "fakechroot":
-        return tries, "not available in this version (needs the ownership map of issue 5)"
+        return _fakechroot(tools)
     return tries, f"unknown sandbox {name!r}"
+
+
+def _fakechroot(tools: Tools) -> tuple[list[tuple[Sandbox, str]], str]:
+    """fakechroot with fakeroot's SysV IPC daemon, else with its TCP one (where message
+    queues are not allowed)."""
+    found = {name: tools.find(name) for name in ("fakechroot", "fakeroot", "chroot")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        return [], f"{' and '.join(missing)} not found in {tools.describe()}"
+    search_path = os.pathsep.join(map(str, tools.directories))
+    tries: list[tuple[Sandbox, str]] = []
+    for fakeroot in dict.fromkeys((_path(found["fakeroot"]), tools.find("fakeroot-tcp"))):
+        if fakeroot is None:
+            continue
+        sandbox = FakechrootSandbox(fakechroot=_path(found["fakechroot"]), fakeroot=fakeroot,
+                                    chroot=_path(found["chroot"]), search_path=search_path)
+        what = "fakeroot's daemon" if fakeroot.name == "fakeroot" else fakeroot.name
+        tries.append((sandbox, f"LD_PRELOAD and {what} work (glibc dynamic programs only)"))
+    return tries, ""
+
+
+def _path(found: Path | None) -> Path:
+    assert found is not None
+    return found
 
 
 def _try(sandbox: Sandbox, root: Path) -> str | None:
     """Run the test program; None when it worked, else what went wrong."""
     output = io.BytesIO()
-    spec = RunSpec(root=root, argv=("/bin/busybox", "cat", "/probe.txt"),
-                   env={"PATH": "/bin"}, timeout=PROBE_TIMEOUT, stdout=output)
+    if isinstance(sandbox, FakechrootSandbox):
+        argv: tuple[str, ...] = ("/bin/sh", "-c", 'read -r line < /probe.txt && echo "$line"')
+    else:
+        argv = ("/bin/busybox", "cat", "/probe.txt")
+    spec = RunSpec(root=root, argv=argv, env={"PATH": "/bin"}, timeout=PROBE_TIMEOUT,
+                   stdout=output)
     label = ""
     if isinstance(sandbox, ChrootSandbox):
         label = "in namespaces: " if sandbox.namespaces else "plain: "
+    elif isinstance(sandbox, FakechrootSandbox):
+        label = f"with {sandbox.fakeroot.name}: "
     try:
         result = sandbox.run(spec)
     except SandboxError as e:
@@ -212,3 +290,10 @@ def _try(sandbox: Sandbox, root: Path) -> str | None:
         said = output.getvalue().decode("utf-8", "replace").strip().splitlines()
         return f"{label}test program exited {result.exit_code}" + (f": {said[0]}" if said else "")
     return None
+
+
+def with_scratch(sandbox: Sandbox, scratch: Path) -> Sandbox:
+    """`sandbox` keeping its temporary files under `scratch` (for those that make some)."""
+    if isinstance(sandbox, (ProotSandbox, FakechrootSandbox)):
+        return replace(sandbox, scratch=scratch)
+    return sandbox

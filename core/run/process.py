@@ -46,6 +46,7 @@ class Launch:
     pass_fds: tuple[int, ...] = ()
     entry: bool = False
     reap: Callable[[int], None] | None = None  # kills what a process group kill cannot reach
+    umask: int = -1  # the launcher's umask (-1: the builder's own)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def supervise(launch: Launch, *, output: BinaryIO | None, timeout: float | None)
             process = subprocess.Popen(
                 argv, env=dict(launch.env), stdin=subprocess.DEVNULL,
                 stdout=wiring.stdout, stderr=wiring.stderr,
-                pass_fds=launch.pass_fds + extra, start_new_session=True, cwd="/")
+                pass_fds=launch.pass_fds + extra, start_new_session=True, cwd="/",
+                umask=launch.umask)
         except OSError as e:
             raise SandboxError(f"cannot start {launch.argv[0]}: {e.strerror}") from e
         wiring.close_launch_ends()
@@ -277,3 +279,39 @@ def root_of(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/root")
     except OSError:
         return None
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every visible process."""
+    found: dict[int, int] = {}
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+            found[pid] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def kill_descendants(ancestor: int, *, rounds: int = 8) -> None:
+    """SIGKILL every process descending from `ancestor` (not `ancestor` itself), also those
+    in sessions of their own, again while new ones appear."""
+    for _ in range(rounds):
+        parents = _parents()
+        found = [pid for pid in parents if _descends(pid, ancestor, parents)]
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = 0
+    while pid in parents and seen < 4096:
+        pid = parents[pid]
+        if pid == ancestor:
+            return True
+        seen += 1
+    return False

@@ -10,13 +10,16 @@ What it cannot do, compared with `chroot`:
 - no network isolation (`network="none"` is refused), no host name, no supplementary groups;
 - binds cannot be read-only: read-only mounts are copies made for the step, so writes to them
   are lost instead of refused, and tmpfs mounts are empty directories without a size limit;
-- `chown` to another id reports success and records nothing;
+- `chown` to another id reports success and records nothing: files keep the owner they had
+  (those the step creates belong to the step's user, see `Ownership`);
 - the step ends when its last process does, so a background process it leaves behind keeps it
   running until the time limit; the exit status is that of the last process to exit, and a
   step killed by a signal exits 255 (proot prints which signal in the step's output);
 - ptrace is not a security boundary against a hostile step.
-- proot adds `PWD` (the working directory) to the step's environment; nothing else is added, so
-  proot's own temporary files go to `/tmp` (or `PROOT_TMP_DIR` if the step's environment has it).
+- proot adds `PWD` (the working directory) to the step's environment; with a `scratch`
+  directory it also adds `PROOT_TMP_DIR` (there, so that proot's loader and glue files stay
+  under the work dir), else proot's own temporary files go to `/tmp` (or to the step's
+  `PROOT_TMP_DIR`). Steps run with umask 022.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from core.errors import SandboxError
 from core.run.mountplan import DEVICES, host_root
 from core.run.placeholders import Kind, Placeholders
 from core.run.process import Launch, exit_status, kill_processes, supervise, tracer_of
-from core.run.spec import Mount, RunResult, RunSpec, TmpfsMount, transient_targets
+from core.run.spec import Mount, Ownership, RunResult, RunSpec, TmpfsMount, transient_targets
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +68,22 @@ class ProotSandbox:
             with tempfile.TemporaryDirectory(prefix="bucketbuild-proot-",
                                              dir=self.scratch) as tmp:
                 arguments = _arguments(spec, root, Path(tmp), placeholders)
+                env = dict(spec.env)
+                if self.scratch is not None and "PROOT_TMP_DIR" not in env:
+                    env["PROOT_TMP_DIR"] = tmp  # the loader and glue stay under the work dir
                 launch = Launch(argv=(os.fspath(self.proot), *arguments, *spec.argv),
-                                env=dict(spec.env), reap=kill_tracees)
+                                env=env, reap=kill_tracees, umask=0o022)
                 outcome = supervise(launch, output=spec.stdout, timeout=spec.timeout)
-            _remove_glue(outcome.pid, spec.env.get("PROOT_TMP_DIR") or "/tmp")
+                _remove_glue(outcome.pid, env.get("PROOT_TMP_DIR") or "/tmp")
         finally:
             placeholders.remove_all()
+        ownership = Ownership(creator=(spec.uid, spec.gid))
         if outcome.timed_out:
-            return RunResult(exit_code=137, signal=9, duration=outcome.duration, timed_out=True)
+            return RunResult(exit_code=137, signal=9, duration=outcome.duration, timed_out=True,
+                             ownership=ownership)
         code, killed_by = exit_status(outcome.returncode)
         return RunResult(exit_code=code, signal=killed_by, duration=outcome.duration,
-                         timed_out=False)
+                         timed_out=False, ownership=ownership)
 
 
 def _check_cwd(placeholders: Placeholders, root: Path, cwd: str) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
 from core.errors import SandboxError
+from core.rootfs.metadata import EntryMetadata
 
 Network = Literal["default", "none", "host"]
 NETWORKS: tuple[Network, ...] = ("default", "none", "host")
@@ -65,7 +66,10 @@ class RunSpec:
 
     `env` is exactly the step's environment. `cwd` must already exist in the root (the caller
     makes it). `stdout` receives the step's standard output and error, merged, as it is written;
-    None leaves both on the builder's own. Standard input is always empty.
+    None leaves both on the builder's own. Standard input is always empty. `recorded` is what
+    the image says about paths whose owner, mode or type the disk does not show (the map of an
+    unprivileged extraction, keyed by root-relative path); a sandbox that fakes root shows
+    the step these (fakechroot), the others ignore it.
     """
 
     root: Path
@@ -82,6 +86,7 @@ class RunSpec:
     stdout: BinaryIO | None = None
     resolv_conf: bytes | None = None
     hosts: bytes | None = None
+    recorded: Mapping[str, EntryMetadata] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _require(self.root.is_absolute(), f"root {self.root} is not absolute")
@@ -100,15 +105,44 @@ class RunSpec:
         object.__setattr__(self, "argv", tuple(self.argv))
 
 
+@dataclass(frozen=True)
+class FakeStat:
+    """What a fake root says one inode is: `mode` with its file type bits, owner, device."""
+
+    mode: int
+    uid: int
+    gid: int
+    rdev: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ownership:
+    """How a sandbox that only pretends to be root left ownership on disk.
+
+    Files the step created belong, on disk, to the builder. `creator` is the (uid, gid) the
+    step ran as: the owner of created files that nothing else says about. `recorded` maps
+    (st_dev, st_ino) to what the step set through the fake root (fakeroot's database after
+    the step, seeded ones included); empty when the sandbox keeps no record. `captures_chown`
+    tells whether chown, chmod and mknod by the step are in `recorded` (fakechroot) or lost
+    (proot: chown reports success and records nothing; userns: chown to another id fails).
+    """
+
+    creator: tuple[int, int]
+    recorded: Mapping[tuple[int, int], FakeStat] = field(default_factory=dict)
+    captures_chown: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """How a step ended. `signal` is set when it was killed by one (then `exit_code` is
-    128 + signal); `timed_out` when the sandbox killed it for running over `timeout`."""
+    128 + signal); `timed_out` when the sandbox killed it for running over `timeout`.
+    `ownership` is None when files on disk have their real owners (chroot as root)."""
 
     exit_code: int
     signal: int | None
     duration: float
     timed_out: bool
+    ownership: Ownership | None = None
 
     @property
     def ok(self) -> bool:

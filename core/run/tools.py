@@ -47,18 +47,33 @@ class Tools:
 
 def is_static_executable(path: Path) -> bool:
     """Whether `path` is an ELF executable without a program interpreter (statically linked)."""
+    found = elf_interpreter(path)
+    return found is not None and found == ""
+
+
+def elf_interpreter(path: Path) -> str | None:
+    """The program interpreter a 64-bit ELF file names (its dynamic loader, e.g.
+    `/lib64/ld-linux-x86-64.so.2`), "" for a static executable, None when `path` is not a
+    readable 64-bit ELF file. `path` is opened as given: resolve it inside a root first."""
     try:
         with path.open("rb") as f:
             header = f.read(64)
             if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] != 2:
-                return False  # not a 64-bit ELF file
+                return None  # not a 64-bit ELF file
             order = "<" if header[5] == 1 else ">"
             phoff, = struct.unpack_from(order + "Q", header, 32)
             phentsize, phnum = struct.unpack_from(order + "HH", header, 54)
             f.seek(phoff)
             table = f.read(phentsize * phnum)
-    except OSError:
-        return False
-    kinds = (struct.unpack_from(order + "I", table, i * phentsize)[0] for i in range(phnum)
-             if (i + 1) * phentsize <= len(table))
-    return _PT_INTERP not in kinds
+            for i in range(phnum):
+                if (i + 1) * phentsize > len(table) or phentsize < 56:
+                    break
+                kind, = struct.unpack_from(order + "I", table, i * phentsize)
+                if kind == _PT_INTERP:
+                    offset, = struct.unpack_from(order + "Q", table, i * phentsize + 8)
+                    size, = struct.unpack_from(order + "Q", table, i * phentsize + 32)
+                    f.seek(offset)
+                    return f.read(min(size, 4096)).split(b"\0", 1)[0].decode("utf-8", "replace")
+    except (OSError, struct.error):
+        return None
+    return ""

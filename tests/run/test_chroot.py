@@ -254,7 +254,8 @@ def test_plain_chroot_without_namespaces(busybox_root: Path) -> None:
     plain = ChrootSandbox(unshare=None)
     ran = run(plain, busybox_root, "id -u; [ -e /proc/self ] || echo no-proc; sleep 9876 & "
               "setsid sleep 9877 & echo bye", uid=1000, gid=1000)
-    assert ran.output.splitlines()[:3] == ["1000", "no-proc", "bye"]  # sh may add: no /dev/null
+    # the background jobs' shells may complain about /dev/null, in the middle of a line
+    assert ran.output.startswith("1000\nno-proc\n") and "bye" in ran.output
     assert processes_matching("sleep 9876") == processes_matching("sleep 9877") == []
     assert plain.transient_paths(RunSpec(root=busybox_root, argv=("true",))) == ()
     with pytest.raises(SandboxError, match="mounts"):

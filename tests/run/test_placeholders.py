@@ -69,3 +69,18 @@ def test_what_the_step_changed_is_kept(base: Path) -> None:
     assert (base / "etc" / "hosts").read_text() == "written by the step"
     assert (base / "srv" / "target").exists()
     assert made.made == ()
+
+
+def test_modes_do_not_follow_the_builder_umask(base: Path) -> None:
+    # a non-root step must be able to reach a cache mount under directories made for it
+    old = os.umask(0o077)
+    try:
+        made = Placeholders()
+        made.ensure(base, "var/cache/x", "dir")
+        made.ensure(base, "run/secrets/token", "file")
+    finally:
+        os.umask(old)
+    for path, mode in (("var", 0o755), ("var/cache", 0o755), ("var/cache/x", 0o755),
+                       ("run/secrets/token", 0o644)):
+        assert (base / path).stat().st_mode & 0o777 == mode, path
+    made.remove_all()
