@@ -1,10 +1,10 @@
 """COPY and ADD steps: sources gathered, the layer written straight from them, then applied.
 
 The layer is built from the source files and the few destination directories on the way; the
-stage's tree is never walked. The tree is extracted only when the destination could depend on
-it (the stage already has layers: existing directories, symlinked paths, `--chown` names); a
-COPY onto an empty tree (FROM scratch) needs nothing extracted. The new layer is extracted onto
-the tree only if the tree is already on disk.
+stage's tree is never walked, and never extracted for a COPY: when the destination could depend
+on it (existing directories, symlinked paths, `--chown` names) it is learnt from the layers'
+headers, and when it cannot (a directory destination, no `--chown`) not read at all. The new
+layer is extracted onto the tree only if the tree is already on disk.
 """
 
 from __future__ import annotations
@@ -62,11 +62,12 @@ def run_copy(session: BuildSession, stage: StageState, step: Step, *,
     staging = session.staging("copy-")
     try:
         (staging / "nodes").mkdir()
-        view = tree.view(session.spool, staging / "nodes")
-        plan = CopyPlan(view, owner, parse_chmod(instruction.chmod), staging / "dir")
-        plan.staging_dir.mkdir()
         items = _items(session, step, instruction, staging)
         dest, hint = absolute_dest(instruction.dest, step.workdir)
+        view = tree.view(session.spool, staging / "nodes",
+                         blind=_blind(instruction, items, hint))
+        plan = CopyPlan(view, owner, parse_chmod(instruction.chmod), staging / "dir")
+        plan.staging_dir.mkdir()
         plan_items(plan, items, dest=dest, dest_is_dir_hint=hint,
                    excludes=compile_patterns(instruction.excludes, source="--exclude"))
         layer = session.spool.write(lambda writer: write_plan(plan, writer), root="/",
@@ -77,6 +78,16 @@ def run_copy(session: BuildSession, stage: StageState, step: Step, *,
     if layer is not None:
         tree.absorb(layer, session.spool, single_snapshot=single_snapshot)
     return CopyResult(text, layer)
+
+
+def _blind(instruction: CopyInstruction | AddInstruction, items: list[SourceItem],
+           dest_is_dir: bool) -> bool:
+    """Whether the layer can be written without knowing the tree: the destination is a
+    directory by its form (or the one source is a directory) and no `--chown` needs the
+    tree's accounts or owns created directories (see `copy_plan.BlindView`)."""
+    if instruction.chown or not items:
+        return False
+    return dest_is_dir or (len(items) == 1 and items[0].is_dir)
 
 
 def parse_chmod(text: str) -> int | None:

@@ -14,6 +14,13 @@ The destination rules are fsutil's copy, as BuildKit's file op uses it:
   directory; several sources need a directory destination.
 The plan maps layer paths to entries; `write_plan` streams them to a layer tar in layer order
 with hardlinks kept (paths sharing an inode in the source share it in the layer).
+
+A `BlindView` knows nothing of the tree: it serves COPYs whose result cannot depend on it
+(the destination is a directory by its form, no `--chown`), so that a COPY-only stage never
+reads its base layers. The destination and its ancestors are then left out of the layer:
+extraction keeps them as the base has them, follows a symlinked one, and creates missing ones
+0755 root, which is what BuildKit's layer says. (What is not detected blind: a file copied over
+a directory of the base, which BuildKit refuses.)
 """
 
 from __future__ import annotations
@@ -132,6 +139,17 @@ class HeaderView:
 
 
 @dataclass
+class BlindView:
+    """A tree not looked at (see the module notes): nothing resolves, nothing exists."""
+
+    def resolve(self, path: str) -> str:
+        return posixpath.normpath("/" + path).lstrip("/")
+
+    def node(self, path: str) -> DestNode | None:
+        return None
+
+
+@dataclass
 class CopyPlan:
     """The entries of one COPY/ADD layer, keyed by layer path (build-local, mutable)."""
 
@@ -144,6 +162,8 @@ class CopyPlan:
     def ensure_dir(self, path: str) -> None:
         """Every directory down to `path` (resolved, root-relative): existing ones as they are,
         missing ones created 0755 for the owner."""
+        if isinstance(self.view, BlindView):
+            return  # left out: extraction keeps, follows or creates them
         parts = [p for p in path.split("/") if p]
         for depth in range(1, len(parts) + 1):
             current = "/".join(parts[:depth])

@@ -51,6 +51,8 @@ class CacheOptions:
     ttl_seconds: int = 14 * 24 * 3600  # kaniko's default: two weeks
     run_layers: bool = True
     copy_layers: bool = True
+    base_dir: Path | None = None  # keep pulled base layers here between builds
+    base_budget: int = 2 << 30  # bytes the base layer cache may hold
 
 
 @dataclass(frozen=True)

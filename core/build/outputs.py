@@ -1,18 +1,23 @@
 """Where the finished image goes: registries, a docker-archive, an OCI layout, digest files.
 
 Push order keeps a failed build from ever being tagged: every blob goes to every destination
-repository first (new layers from their spool files; base layers mounted from their own
-repository when it is on the same registry, else fetched once into the spool and uploaded),
-and the manifest is put under each tag only after all of them. Local outputs need every layer
-on disk, so base layers are fetched for them. The OCI layout gets OCI media types (umoci and
-older skopeo read nothing else), so its manifest digest differs from a Docker-format push.
+repository first, and the manifest is put under each tag only after all of them. New layers
+were streamed to the first destination repository of each registry while the build ran; the
+push waits for those uploads, then places each blob in each repository moving as few bytes as
+possible (`place_blob`): already there, found by HEAD, mounted from a repository of the same
+registry (the base image's own, or the one a layer was streamed to), uploaded from a local
+file, or copied from another registry as a stream (one chunk in memory, nothing on disk).
+Local outputs need every layer on disk, so layers are fetched for them. The OCI layout gets OCI
+media types (umoci and older skopeo read nothing else), so its manifest digest differs from a
+Docker-format push.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import BinaryIO
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from core.build.assemble import AssembledImage
 from core.build.events import EventSink, Pushed
@@ -25,7 +30,7 @@ from core.layout.blobs import Blob
 from core.layout.docker_archive import write_docker_archive
 from core.layout.oci import write_oci_image
 from core.registry import BlobSource, RegistryClient
-from core.registry.push import push_blobs
+from core.registry.push import copy_blob, mount_or_find, push_blob
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 def push(image: AssembledImage, destinations: Sequence[Reference], *, spool: LayerSpool,
          registry: RegistryClient, events: EventSink) -> list[str]:
     """Push to every destination; return the references pushed (`name:tag@digest`)."""
+    if spool.uploads is not None:
+        spool.uploads.wait()  # streamed layers are in place (or their error is raised here)
     groups: dict[Repository, list[Reference]] = {}
     for ref in destinations:
         groups.setdefault(ref.context(), []).append(ref)
@@ -51,24 +58,76 @@ def push(image: AssembledImage, destinations: Sequence[Reference], *, spool: Lay
 
 def _push_blobs(image: AssembledImage, repository: Repository, *, spool: LayerSpool,
                 registry: RegistryClient) -> None:
-    mount_from = sorted({layer.remote.repository for layer in image.layers
-                         if layer.remote is not None
-                         and layer.remote.registry == repository.registry})
-    sources = [_layer_source(layer, spool) for layer in image.layers]
-    sources.append(BlobSource.from_bytes(image.config))
+    """Every layer and the config into one repository, a few at a time."""
+    unique = list({layer.digest: layer for layer in image.layers}.values())
     conn = registry.connection(repository.registry)
-    push_blobs(conn, repository.repository, sources, options=registry.upload_options,
-               mount_from=mount_from)
+    options = registry.upload_options
+    with ThreadPoolExecutor(max_workers=options.max_concurrent,
+                            thread_name_prefix="blob-push") as pool:
+        futures: list[Future[object]] = [
+            pool.submit(place_blob, layer, repository, spool=spool, registry=registry)
+            for layer in unique]
+        futures.append(pool.submit(push_blob, conn, repository.repository,
+                                   BlobSource.from_bytes(image.config), options=options))
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
-def _layer_source(layer: Layer, spool: LayerSpool) -> BlobSource:
-    """A blob source that fetches a base layer into the spool only if an upload needs it."""
-    def opener() -> BinaryIO:
-        local = spool.local(layer)
-        assert local.path is not None
-        return open(local.path, "rb")
+def place_blob(layer: Layer, repository: Repository, *, spool: LayerSpool,
+               registry: RegistryClient) -> str:
+    """Make a layer present in `repository` with as few bytes moved as possible: already
+    there (streamed, or found by HEAD), mounted from a repository of the same registry that
+    has it, uploaded from a local file, or copied from another registry as a stream."""
+    known = spool.uploads.locations.where(layer.digest) if spool.uploads else []
+    if layer.remote is not None and layer.remote not in known:
+        known.append(layer.remote)
+    if repository in known:
+        return "exists"
+    conn = registry.connection(repository.registry)
+    siblings = [where.repository for where in known if where.registry == repository.registry]
+    action: str | None = mount_or_find(conn, repository.repository, layer.digest,
+                                       mount_from=siblings)
+    if action is None:
+        action = _send(layer, repository, known, spool=spool, registry=registry)
+    log.info("layer %s in %s: %s", layer.digest, repository, action)
+    if spool.uploads is not None:
+        spool.uploads.locations.add(layer.digest, repository)
+    return action
 
-    return BlobSource(layer.digest, layer.size, opener)
+
+def _send(layer: Layer, repository: Repository, known: list[Repository], *,
+          spool: LayerSpool, registry: RegistryClient) -> str:
+    conn = registry.connection(repository.registry)
+    local = _local_file(layer, spool)
+    if local is not None or not known:
+        path = local if local is not None else spool.local(layer).path
+        assert path is not None
+        source = BlobSource.from_path(path, digest=layer.digest)
+        return push_blob(conn, repository.repository, source,
+                         options=registry.upload_options).action
+    origin = known[0]
+
+    def pause(attempt: int, why: str) -> None:
+        conn.transport.pause(attempt, None, why)
+
+    copy_blob(registry.connection(origin.registry), origin.repository, conn,
+              repository.repository, layer.digest, layer.size,
+              options=registry.upload_options, pause=pause, spool_dir=spool.directory)
+    return f"copied from {origin}"
+
+
+def _local_file(layer: Layer, spool: LayerSpool) -> Path | None:
+    for path in (layer.path, spool.blob_path(layer.digest)):
+        if path is not None and path.exists():
+            return path
+    if spool.base_cache is not None and spool.base_cache.has(layer.digest, layer.size):
+        return spool.base_cache.path(layer.digest)
+    return None
 
 
 def _local_blobs(image: AssembledImage, spool: LayerSpool) -> list[Blob]:

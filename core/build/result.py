@@ -31,8 +31,9 @@ class BuildResult:
     destinations: tuple[str, ...]  # references pushed, each with its tag
     layers: tuple[LayerInfo, ...]
     steps: tuple[StepTiming, ...]
-    sandbox: str | None  # the RUN sandbox used; None when no RUN ran
+    sandbox: str | None  # the RUN sandbox used ("a+b" when stages used several); None: no RUN
     warnings: tuple[str, ...] = ()
+    sandbox_probe: tuple[str, ...] = ()  # what the RUN sandbox probe found, one per candidate
 
     @property
     def image_size(self) -> int:

@@ -1,10 +1,14 @@
 """One stage while it is built: its config, its layers and, when needed, its tree on disk.
 
 The tree (`rootfs/` under the stage's directory) is extracted lazily: only when a step needs to
-see it (RUN; COPY onto a non-empty tree; `COPY --from` this stage). A stage with no layer at all
-has an empty tree and never needs extracting. Once extracted, every new layer is applied as it
-is made (RUN changes the tree in place; COPY layers are extracted onto it), so the tree always
-equals the stage's layers. `metadata` is what an unprivileged extraction could not put on disk.
+see it (RUN; `COPY --from` this stage; any file step of a stage that will RUN later, `eager`).
+A stage with no layer at all has an empty tree and never needs extracting. Until then COPY and
+WORKDIR learn what they need from the layers' tar headers, streamed (never stored), or, for a
+COPY whose result cannot depend on the tree, from nothing at all (`blind`). Layers are read as
+streams (`LayerSpool.open`): base layers go from the registry (or the base layer cache)
+straight into the extractor. Once extracted, every new layer is applied as it is made (RUN
+changes the tree in place; COPY layers are extracted onto it), so the tree always equals the
+stage's layers. `metadata` is what an unprivileged extraction could not put on disk.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.build.config_steps import ConfigState
-from core.build.copy_plan import DestView, DiskView, HeaderView
+from core.build.copy_plan import BlindView, DestView, DiskView, HeaderView
 from core.build.headers import HeaderIndex
 from core.build.layers import Layer, LayerSpool
 from core.build.users import Accounts
@@ -41,6 +45,7 @@ class Tree:
     metadata: MetadataMap = field(default_factory=MetadataMap)
     index: StatIndex | None = None  # the rootfs as the last RUN left it (None: unknown)
     headers: HeaderIndex | None = None  # the tree from its layers' headers, while not extracted
+    eager: bool = False  # extract for any file step (a RUN will need the tree anyway)
 
     @property
     def rootfs(self) -> Path:
@@ -55,26 +60,32 @@ class Tree:
         """Extract every layer (once) and return the rootfs directory."""
         if not self.extracted:
             self.rootfs.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.rootfs, 0o755)  # the image's `/`, whatever the builder's umask
             for layer in self.layers:
-                self._extract(spool.local(layer))
+                self._extract(spool, layer)
             self.extracted = True
             self.headers = None
         return self.rootfs
 
-    def view(self, spool: LayerSpool, staging: Path) -> DestView:
-        """How COPY and WORKDIR see the tree: on disk when extracted, else from the layers'
-        headers (nothing extracted), or empty."""
+    def view(self, spool: LayerSpool, staging: Path, *, blind: bool = False) -> DestView:
+        """How COPY and WORKDIR see the tree: on disk when extracted (or `eager`), else from
+        the layers' headers, or empty. `blind`: the caller's result does not depend on the tree
+        (see `BlindView`), so unless the tree is known already, nothing is read."""
+        if self.eager and not self.empty:
+            self.ensure(spool)
         if self.extracted:
             return DiskView(self.rootfs, self.metadata)
         if self.empty:
             return DiskView(None)
+        if blind and self.headers is None:
+            return BlindView()
         return HeaderView(self._headers(spool), staging)
 
     def _headers(self, spool: LayerSpool) -> HeaderIndex:
         if self.headers is None:
             index = HeaderIndex()
             for layer in self.layers:
-                _fold(index, spool.local(layer))
+                _fold(index, spool, layer)
             self.headers = index
         return self.headers
 
@@ -82,10 +93,10 @@ class Tree:
         """Append a layer; apply it to the extracted tree unless it is already there."""
         self.layers.append(layer)
         if self.extracted and not applied:
-            self._extract(spool.local(layer))
+            self._extract(spool, layer)
             self.index = None
         elif self.headers is not None:
-            _fold(self.headers, spool.local(layer))
+            _fold(self.headers, spool, layer)
 
     def absorb(self, layer: Layer, spool: LayerSpool, *, single_snapshot: bool) -> None:
         """Record a layer a step wrote; in a single-snapshot stage only apply it to the tree
@@ -93,7 +104,7 @@ class Tree:
         if not single_snapshot:
             self.add_layer(layer, spool)
             return
-        self._extract(layer)
+        self._extract(spool, layer)
         self.index = None
         if layer.path is not None:
             layer.path.unlink(missing_ok=True)
@@ -102,10 +113,11 @@ class Tree:
         """What the layer writer must write instead of the disk's metadata."""
         return {path: _override(meta) for path, meta in self.metadata.items()}
 
-    def _extract(self, layer: Layer) -> None:
-        assert layer.path is not None
-        with open(layer.path, "rb") as source:
-            result = extract_layer(source, self.rootfs, metadata=self.metadata)
+    def _extract(self, spool: LayerSpool, layer: Layer) -> None:
+        with spool.open(layer) as source:
+            result = extract_layer(source, self.rootfs, metadata=self.metadata,
+                                   max_bytes=spool.extract_limit())
+        spool.extracted(result.size)
         self.metadata = result.metadata
         log.debug("applied %s to %s (%d entries)", layer.digest, self.rootfs, result.entries)
 
@@ -127,6 +139,8 @@ class Tree:
         """The tree's /etc/passwd and /etc/group (from the headers when not extracted)."""
         if self.empty:
             return Accounts()
+        if self.eager:
+            self.ensure(spool)
         if not self.extracted:
             headers = self._headers(spool)
             return Accounts.parse(headers.text("etc/passwd"), headers.text("etc/group"))
@@ -134,9 +148,8 @@ class Tree:
                               _read_in_root(self.rootfs, "etc/group"))
 
 
-def _fold(index: HeaderIndex, layer: Layer) -> None:
-    assert layer.path is not None
-    with open(layer.path, "rb") as source:
+def _fold(index: HeaderIndex, spool: LayerSpool, layer: Layer) -> None:
+    with spool.open(layer) as source:
         index.apply_layer(source)
 
 

@@ -18,10 +18,14 @@ from typing import Literal
 from core.errors import AuthError, DigestMismatchError, RegistryError
 from core.image.digest import sha256_digest
 from core.registry.connection import Connection, push_scope
+from core.registry.pull import fetch_blob
 from core.registry.upload import (
     Opener,
+    Pause,
+    StreamUpload,
     UploadOptions,
     UploadSession,
+    refuses_chunks,
     start_upload,
     upload_chunked,
     upload_monolithic,
@@ -103,17 +107,23 @@ def _upload_with_retries(conn: Connection, repository: str, source: BlobSource,
     def pause(attempt: int, why: str) -> None:
         transport.pause(attempt, None, f"upload {source.digest}: {why}")
 
+    monolithic = source.size <= options.monolithic_threshold
     for attempt in range(options.retries + 1):
         try:
             session = session or start_upload(conn, repository)
             assert session is not None
-            if source.size <= options.monolithic_threshold:
+            if monolithic:
                 upload_monolithic(session, source.opener, source.size, source.digest)
             else:
                 upload_chunked(session, source.opener, source.size, source.digest,
                                options=options, pause=pause)
             return
         except RegistryError as err:
+            if not monolithic and refuses_chunks(err):
+                log.info("%s refuses chunked uploads (%s); sending %s in one PUT", conn.host,
+                         err.message, source.digest)
+                monolithic, session = True, None
+                continue
             restartable = err.retryable or bool(_LOST_SESSION & set(err.codes))
             if isinstance(err, DigestMismatchError) or not restartable:
                 raise
@@ -121,6 +131,52 @@ def _upload_with_retries(conn: Connection, repository: str, source: BlobSource,
                 raise
             pause(attempt, f"restarting after: {err.message}")
             session = None
+
+
+def mount_or_find(conn: Connection, repository: str, digest: str, *,
+                  mount_from: Sequence[str] = ()) -> BlobAction | None:
+    """Make a blob present without sending it: found by HEAD, or mounted from a repository of
+    the same registry. None when neither worked (an upload session a refused mount opened is
+    left to expire)."""
+    if blob_exists(conn, repository, digest):
+        return "exists"
+    for other in (r for r in mount_from if r != repository):
+        try:
+            session = start_upload(conn, repository, mount=digest, mount_from=other)
+        except AuthError as err:
+            log.info("mount of %s from %s not allowed (%s)", digest, other, err.message)
+            continue
+        if session is None:
+            log.debug("%s/%s: mounted %s from %s", conn.host, repository, digest, other)
+            return "mounted"
+    return None
+
+
+def copy_blob(source: Connection, source_repository: str, target: Connection,
+              repository: str, digest: str, size: int, *, options: UploadOptions,
+              pause: Pause, mount_from: Sequence[str] = (), spool_dir: Path | None = None,
+              max_resumes: int = 5) -> BlobPushResult:
+    """Make a blob of another repository present in `repository`: found, mounted (when both
+    are on one registry, `source_repository` is tried first) or streamed from the source
+    registry into a chunked upload, one chunk in memory, never staged whole on disk (unless
+    the target refuses chunks and `spool_dir` is given)."""
+    siblings = list(mount_from)
+    if source.host == target.host:
+        siblings.insert(0, source_repository)
+    action = mount_or_find(target, repository, digest, mount_from=siblings)
+    if action is not None:
+        return BlobPushResult(digest, size, action)
+    upload = StreamUpload(target, repository, options=options, pause=pause,
+                          spool_dir=spool_dir)
+    try:
+        fetch_blob(source, source_repository, digest, upload, size=size,
+                   max_resumes=max_resumes)
+        upload.finish(digest)
+    finally:
+        upload.abort()
+    log.info("copied blob %s from %s/%s to %s/%s", digest, source.host, source_repository,
+             target.host, repository)
+    return BlobPushResult(digest, size, "uploaded")
 
 
 def push_manifest(conn: Connection, repository: str, identifier: str, data: bytes,

@@ -4,14 +4,19 @@ Small blobs go in one `PUT`; larger ones in `PATCH` chunks. Every response's `Lo
 URL of the next request, followed exactly (relative or absolute, query string kept) with the
 digest added to its query on the final `PUT`. After a failed chunk the session asks the
 registry how much it has (`GET` → `Range`) and continues from there. Bodies are read from the
-source in bounded blocks; nothing holds a whole large blob in memory.
+source in bounded blocks; nothing holds a whole large blob in memory. `StreamUpload` takes a
+blob as it is produced (its digest known only at the end), one chunk buffered at a time, and
+falls back to spooling and one `PUT` when a registry refuses chunks.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
@@ -27,6 +32,10 @@ MiB = 1024 * 1024
 _BLOCK = MiB
 _OCTETS = {"Content-Type": "application/octet-stream"}
 _DIGEST_CODES = frozenset({"DIGEST_INVALID", "SIZE_INVALID"})
+#: a first PATCH answered with one of these (and no upload error code) means "no chunks here"
+_REFUSED_STATUSES = frozenset({400, 404, 411, 415})
+_LOST_CODES = frozenset({"BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+                         "SIZE_INVALID", "RANGE_INVALID"})
 
 Opener = Callable[[], BinaryIO]
 #: sleeps before retry number N (0-based), logging the reason
@@ -178,6 +187,8 @@ def upload_chunked(session: UploadSession, source: Opener, size: int, digest: st
             try:
                 offset = session.patch(offset, FileSlice(fileobj, offset, length))
             except RegistryError as err:
+                if offset == 0 and refuses_chunks(err):
+                    raise
                 if not (err.retryable or err.status == 416) or failures >= options.retries:
                     raise
                 pause(failures, f"chunk at {offset}")
@@ -199,16 +210,16 @@ def upload_stream(conn: Connection, repository: str, read: Callable[[int], bytes
     Only the current chunk is buffered, so a failed chunk is re-sent from the registry's
     Range when that still falls inside it.
     """
-    session = start_upload(conn, repository)
-    assert session is not None
+    upload = StreamUpload(conn, repository, options=options, pause=pause)
     hasher = Hasher()
-    while True:
-        chunk = read(options.chunk_size)
-        if not chunk:
-            break
-        _send_buffered(session, hasher.size, chunk, options, pause)
-        hasher.update(chunk)
-    session.finish(hasher.digest)
+    try:
+        while chunk := read(options.chunk_size):
+            upload.write(chunk)
+            hasher.update(chunk)
+        upload.finish(hasher.digest)
+    except BaseException:
+        upload.abort()
+        raise
     return hasher.digest, hasher.size
 
 
@@ -220,6 +231,8 @@ def _send_buffered(session: UploadSession, start: int, chunk: bytes,
         try:
             offset = session.patch(offset, chunk[offset - start:])
         except RegistryError as err:
+            if offset == 0 and refuses_chunks(err):
+                raise
             if not (err.retryable or err.status == 416) or failures >= options.retries:
                 raise
             pause(failures, f"chunk at {offset}")
@@ -229,3 +242,140 @@ def _send_buffered(session: UploadSession, start: int, chunk: bytes,
                 raise RegistryError(
                     f"registry holds {offset} bytes; cannot resume a streamed upload there",
                     registry=session.conn.host, repository=session.repository) from None
+
+
+def refuses_chunks(err: RegistryError) -> bool:
+    """Whether a failed first PATCH means the registry does not take chunked uploads at all
+    (rather than a lost session or a transient failure): 405 or 501 whatever the body says,
+    or 400, 404, 411, 415 or an UNSUPPORTED code without an upload error code."""
+    if err.status in (405, 501):
+        return True
+    if _LOST_CODES & set(err.codes) or err.retryable:
+        return False
+    return err.status in _REFUSED_STATUSES or "UNSUPPORTED" in err.codes
+
+
+class StreamUpload:
+    """A blob upload fed by `write`, its digest given to `finish`; memory is one chunk.
+
+    Bytes are buffered up to `chunk_size`; each full chunk goes out as a PATCH (re-sent from
+    the registry's Range after a failure). A blob that ends within its first chunk goes in one
+    PUT. When the registry refuses the first PATCH (see `refuses_chunks`) the upload spools to
+    a file in `spool_dir` and PUTs it whole at the end (`refused` becomes true); without a
+    `spool_dir` the refusal is raised. `chunked` is asked before the first chunk goes out:
+    False spools instead (a registry known to refuse). Not thread-safe: one writer.
+    """
+
+    def __init__(self, conn: Connection, repository: str, *, options: UploadOptions,
+                 pause: Pause, spool_dir: Path | None = None,
+                 chunked: Callable[[], bool] | None = None,
+                 chunk_size: int | None = None) -> None:
+        self.conn = conn
+        self.repository = repository
+        self.options = options
+        self.refused = False
+        self._pause = pause
+        self._spool_dir = spool_dir
+        self._chunk = chunk_size or options.chunk_size
+        self._buffer = bytearray()
+        self._sent = 0
+        self._session: UploadSession | None = None
+        self._spool: BinaryIO | None = None
+        self._spool_path: Path | None = None
+        self._chunked = chunked
+
+    @property
+    def size(self) -> int:
+        """Bytes taken so far."""
+        if self._spool is not None:
+            return self._spool.tell()
+        return self._sent + len(self._buffer)
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._spool is not None:
+            return self._spool.write(data)
+        self._buffer += data
+        if len(self._buffer) >= self._chunk:
+            self._send_chunk()
+        return len(data)
+
+    def _send_chunk(self) -> None:
+        if self._sent == 0 and self._chunked is not None and not self._chunked():
+            self._start_spool()
+            return
+        chunk = bytes(self._buffer)
+        if self._session is None:
+            self._session = self._start()
+        try:
+            _send_buffered(self._session, self._sent, chunk, self.options, self._pause)
+        except RegistryError as err:
+            if self._sent or self._spool_dir is None or not refuses_chunks(err):
+                raise
+            log.info("%s refuses chunked uploads (%s); spooling the blob to PUT it whole",
+                     self.conn.host, err.message)
+            self.refused = True
+            self._session = None
+            self._start_spool()
+            return
+        self._sent += len(chunk)
+        self._buffer.clear()
+
+    def _start(self) -> UploadSession:
+        session = start_upload(self.conn, self.repository)
+        assert session is not None
+        return session
+
+    def _start_spool(self) -> None:
+        if self._spool_dir is None:
+            raise RegistryError("a spool directory is needed to upload without chunks",
+                                registry=self.conn.host, repository=self.repository)
+        fd, name = tempfile.mkstemp(dir=self._spool_dir, prefix=".upload-")
+        self._spool_path = Path(name)
+        self._spool = os.fdopen(fd, "w+b")
+        self._spool.write(self._buffer)
+        self._buffer.clear()
+
+    def finish(self, digest: str) -> None:
+        """Send what is left and commit the blob under `digest`."""
+        try:
+            if self._spool is not None:
+                self._finish_spooled(digest)
+            elif self._sent == 0:
+                self._retrying(digest, lambda: self._start().finish(digest,
+                                                                    bytes(self._buffer)))
+            else:
+                if self._buffer:
+                    self._send_chunk()
+                session = self._session
+                assert session is not None
+                self._retrying(digest, lambda: session.finish(digest))
+        finally:
+            self.abort()
+
+    def _finish_spooled(self, digest: str) -> None:
+        spool = self._spool
+        assert spool is not None
+        spool.flush()
+        size = spool.tell()
+        self._retrying(digest, lambda: self._start().finish(digest, FileSlice(spool, 0, size)))
+
+    def _retrying(self, digest: str, action: Callable[[], None]) -> None:
+        for attempt in range(self.options.retries + 1):
+            try:
+                action()
+                return
+            except RegistryError as err:
+                if isinstance(err, DigestMismatchError) or not err.retryable or \
+                        attempt == self.options.retries:
+                    raise
+                self._pause(attempt, f"commit of {digest}: {err.message}")
+
+    def abort(self) -> None:
+        """Drop buffers and the spool file (the registry expires an unfinished session)."""
+        self._buffer = bytearray()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        if self._spool_path is not None:
+            self._spool_path.unlink(missing_ok=True)
+            self._spool_path = None

@@ -24,10 +24,12 @@ back is compared child by child instead, which gives the same extracted tree.)
 
 from __future__ import annotations
 
+import bisect
 import enum
-import heapq
 import stat
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, overload
 
 from core.snapshot.index import StatIndex, link_target_bytes, record_fields
 from core.snapshot.paths import layer_order_key, parent_of, whiteout_name
@@ -50,8 +52,7 @@ class ChangeKind(enum.Enum):
     OPAQUE = "opaque"  # a directory deleted and recreated: entry + opaque marker
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One changed path. `hardlink_to` names the path (earlier in layer order, in this layer or
     unchanged below it) that a new link shares its inode with; the entry is then a hardlink."""
 
@@ -72,18 +73,48 @@ class LayerDiff:
 
     changes: tuple[Change, ...]
     parents: tuple[str, ...]
+    index: StatIndex | None = field(default=None, compare=False, repr=False)  # the "after"
 
     @property
     def is_empty(self) -> bool:
         return not self.changes
 
     def entries(self) -> list[tuple[str, Change | None]]:
-        """(entry name, change) for every entry of the layer in layer order; parents have None."""
+        """(entry name, change) for every entry of the layer in layer order; parents have None.
+        Both lists are in layer order: each parent goes where a binary search puts it, so keys
+        are computed for a few changes per parent, not for every change."""
         items: list[tuple[str, Change | None]] = [(c.entry_name, c) for c in self.changes]
-        if self.parents:  # both lists are in layer order already: merge them
-            others: list[tuple[str, Change | None]] = [(p, None) for p in self.parents]
-            items = list(heapq.merge(items, others, key=lambda item: layer_order_key(item[0])))
-        return items
+        if not self.parents:
+            return items
+        keys = _Keys(items)
+        merged: list[tuple[str, Change | None]] = []
+        start = 0
+        for parent in self.parents:
+            cut = bisect.bisect_left(keys, layer_order_key(parent), lo=start)
+            merged.extend(items[start:cut])
+            merged.append((parent, None))
+            start = cut
+        merged.extend(items[start:])
+        return merged
+
+
+class _Keys(Sequence[bytes]):
+    """Layer order keys of entries, computed when a search looks at them."""
+
+    def __init__(self, items: list[tuple[str, Change | None]]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [layer_order_key(name) for name, _ in self._items[index]]
+        return layer_order_key(self._items[index][0])
 
 
 def snapshot(before: StatIndex, *, mode: SnapshotMode = SnapshotMode.REDO,
@@ -101,31 +132,40 @@ def diff(before: StatIndex, after: StatIndex, *, mode: SnapshotMode = SnapshotMo
          ) -> LayerDiff:
     """Compare two indexes of the same root."""
     changes, opaque = _additions_and_modifications(before, after, mode)
-    changes.extend(_deletions(before, after, opaque))
+    deleted = _deletions(before, after, opaque)
     changes = _with_hardlinks(changes, after)
-    changes.sort(key=lambda change: layer_order_key(change.entry_name))
-    return LayerDiff(tuple(changes), _parents(changes))
+    if deleted or not after.ordered:  # else the walk order is the layer order already
+        changes.extend(deleted)
+        changes.sort(key=_change_key)
+    return LayerDiff(tuple(changes), _parents(changes), after)
+
+
+def _change_key(change: Change) -> bytes:
+    return layer_order_key(change.entry_name)
 
 
 def whole_tree(index: StatIndex) -> LayerDiff:
     """Everything in `index` as additions (hardlinks included): the layer of a tree built
     from scratch, or the single snapshot of a whole stage."""
     empty = StatIndex(index.root, ignore=index.ignore, one_file_system=index.one_file_system,
-                      records={}, linked=(), hashes=None)
+                      records={}, linked=(), hashes=None, ordered=True)
     return diff(empty, index)
 
 
 def _additions_and_modifications(before: StatIndex, after: StatIndex, mode: SnapshotMode,
                                  ) -> tuple[list[Change], set[str]]:
     changes: list[Change] = []
+    append = changes.append
     opaque: set[str] = set()
     detect_recreated = mode is not SnapshotMode.TIME
-    for path, record in after.records():  # a directory comes before its subtree
-        prior = before.record(path)
+    prior_of = before.mapping().get
+    added = ChangeKind.ADD
+    for path, record in after.mapping().items():  # a directory comes before its subtree
+        prior = prior_of(path)
         if prior == record and not opaque:
             continue
         if prior is None or (opaque and _covered(path, opaque)):
-            changes.append(Change(path, ChangeKind.ADD))
+            append(Change(path, added))
         elif detect_recreated and _recreated_dir(prior, record):
             opaque.add(path)
             changes.append(Change(path, ChangeKind.OPAQUE))
@@ -191,8 +231,9 @@ def _full_verdict(path: str, old: tuple[int, ...], new: tuple[int, ...], prior: 
 def _deletions(before: StatIndex, after: StatIndex, opaque: set[str]) -> list[Change]:
     """The topmost paths of `before` that are gone from `after`."""
     deleted: list[Change] = []
-    for path, _record in before.records():
-        if path in after:
+    present = after.mapping()
+    for path in before.mapping():
+        if path in present:
             continue
         parent = parent_of(path)
         if parent:
@@ -232,8 +273,12 @@ def _parents(changes: list[Change]) -> tuple[str, ...]:
     changed = {change.path for change in changes}
     parents: set[str] = set()
     for change in changes:
-        path = parent_of(change.path)
-        while path and path not in changed and path not in parents:
+        path = change.path
+        cut = path.rfind("/")
+        while cut > 0:
+            path = path[:cut]
+            if path in changed or path in parents:
+                break
             parents.add(path)
-            path = parent_of(path)
+            cut = path.rfind("/")
     return tuple(sorted(parents, key=layer_order_key))

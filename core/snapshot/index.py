@@ -15,11 +15,11 @@ import hashlib
 import os
 import stat
 import struct
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
 
 from core.errors import RootfsError
-from core.snapshot.paths import layer_order_key, normalize_path, parent_of
+from core.snapshot.paths import encode_path, layer_order_key, normalize_path, parent_of
 
 _RECORD = struct.Struct("<IIIIqqqQQ")
 _RECORD_SIZE = _RECORD.size
@@ -87,6 +87,14 @@ def record_fields(record: bytes) -> tuple[int, ...]:
     return _RECORD.unpack_from(record)
 
 
+def with_owner(record: bytes, *, mode: int, uid: int, gid: int) -> bytes:
+    """`record` with its permission bits (0o7777), uid and gid replaced; the type is kept."""
+    fields = list(_RECORD.unpack_from(record))
+    fields[0] = stat.S_IFMT(fields[0]) | (mode & 0o7777)
+    fields[1], fields[2] = uid, gid
+    return _RECORD.pack(*fields) + record[_RECORD_SIZE:]
+
+
 def link_target_bytes(record: bytes) -> bytes:
     """The symlink target stored in a record (empty for non-symlinks)."""
     return record[_RECORD_SIZE:]
@@ -110,14 +118,16 @@ def hash_file(path: str) -> bytes:
 class StatIndex:
     """An immutable stat index of the tree under `root`, minus the `ignore`d subtrees."""
 
-    __slots__ = ("_hashes", "_linked", "_records", "ignore", "one_file_system", "root")
+    __slots__ = ("_hashes", "_linked", "_records", "ignore", "one_file_system", "ordered",
+                 "root")
 
     def __init__(self, root: str, *, ignore: frozenset[str], one_file_system: bool,
                  records: dict[str, bytes], linked: tuple[str, ...],
-                 hashes: dict[str, bytes] | None) -> None:
+                 hashes: dict[str, bytes] | None, ordered: bool = False) -> None:
         self.root = root
         self.ignore = ignore
         self.one_file_system = one_file_system
+        self.ordered = ordered  # records() come in layer order (a full scan)
         self._records = records
         self._linked = linked
         self._hashes = hashes
@@ -145,6 +155,15 @@ class StatIndex:
         return builder.refresh({normalize_path(p) for p in paths} - {""}, self._records,
                                self._linked)
 
+    def patched(self, records: Mapping[str, bytes]) -> StatIndex:
+        """A copy with the records of some indexed paths replaced (e.g. by `with_owner`, with
+        what a fake root says of them); paths not in the index are ignored."""
+        merged = dict(self._records)  # same keys, same order
+        merged.update((path, record) for path, record in records.items() if path in merged)
+        return StatIndex(self.root, ignore=self.ignore, one_file_system=self.one_file_system,
+                         records=merged, linked=self._linked, hashes=self._hashes,
+                         ordered=self.ordered)
+
     @property
     def hashed(self) -> bool:
         """Whether this index holds content hashes of its regular files."""
@@ -171,8 +190,12 @@ class StatIndex:
 
     def records(self) -> Iterator[tuple[str, bytes]]:
         """(path, packed record) pairs in walk order: a directory always comes before the
-        paths under it; otherwise in no particular order."""
+        paths under it; in layer order (`paths.layer_order_key`) when `ordered`."""
         return iter(self._records.items())
+
+    def mapping(self) -> Mapping[str, bytes]:
+        """path -> packed record, in `records()` order (the index's own map: read only)."""
+        return self._records
 
     def content_hash(self, path: str) -> bytes | None:
         """The sha256 recorded for a regular file when the index was scanned with hashing."""
@@ -200,14 +223,46 @@ class _Builder:
             raise RootfsError(f"cannot index {root}: {exc.strerror}") from exc
 
     def build(self, *, walk: bool = True) -> StatIndex:
-        stack = [(self.root, "")] if walk else []
-        while stack:
-            directory, prefix = stack.pop()
-            stack.extend(self.scan_dir(directory, prefix))
+        if walk:
+            self.walk(self.root, "")
         if self.hashes is not None:
             self.add_hashes(self.hashes)
         return StatIndex(self.root, ignore=self.ignore, one_file_system=self.root_dev >= 0,
-                         records=self.records, linked=tuple(self.linked), hashes=self.hashes)
+                         records=self.records, linked=tuple(self.linked), hashes=self.hashes,
+                         ordered=walk)
+
+    def walk(self, top: str, prefix: str) -> None:
+        """Record everything below `top` in layer order: depth first, each directory's
+        entries sorted by name bytes, a directory's subtree right after it."""
+        stack = [iter(self.listing(top, prefix))]
+        records, linked, pack, root_dev = self.records, self.linked, _RECORD.pack, self.root_dev
+        while stack:
+            for entry, rel in stack[-1]:  # the common cases inline: this loop is the scan
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise RootfsError(f"cannot index {entry.path}: {exc.strerror}") from exc
+                mode = st.st_mode
+                record = pack(mode, st.st_uid, st.st_gid, st.st_nlink, st.st_size,
+                              st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+                if mode & 0o170000 == 0o040000:  # a directory: its subtree comes next
+                    records[rel] = record
+                    if root_dev < 0 or st.st_dev == root_dev:
+                        stack.append(iter(self.listing(entry.path, rel + "/")))
+                        break
+                    continue
+                if mode & 0o170000 == 0o120000:
+                    target = _read_link(entry.path)
+                    if target is None:
+                        continue
+                    record += target
+                elif st.st_nlink > 1:
+                    linked.append(rel)
+                records[rel] = record
+            else:
+                stack.pop()
 
     def refresh(self, targets: set[str], records: dict[str, bytes],
                 linked: tuple[str, ...]) -> StatIndex:
@@ -225,10 +280,7 @@ class _Builder:
                     break
             else:
                 if stat.S_ISDIR(_RECORD.unpack_from(self.records[target])[0]):
-                    stack = [(os.path.join(self.root, target), target + "/")]
-                    while stack:
-                        directory, prefix = stack.pop()
-                        stack.extend(self.scan_dir(directory, prefix))
+                    self.walk(os.path.join(self.root, target), target + "/")
         return self.build(walk=False)
 
     def record_path(self, rel: str) -> bool:
@@ -250,39 +302,22 @@ class _Builder:
         self.records[rel] = record
         return True
 
-    def scan_dir(self, directory: str, prefix: str) -> list[tuple[str, str]]:
-        """Record every entry of one directory; return its subdirectories to walk."""
-        subdirs: list[tuple[str, str]] = []
-        records, ignore, pack = self.records, self.ignore, _RECORD.pack
+    def listing(self, directory: str, prefix: str) -> list[tuple[os.DirEntry[str], str]]:
+        """(entry, layer path) of one directory, not ignored, sorted by name bytes."""
         try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    rel = prefix + entry.name
-                    if rel in ignore:
-                        continue
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    mode = st.st_mode
-                    record = pack(mode, st.st_uid, st.st_gid, st.st_nlink, st.st_size,
-                                  st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-                    if stat.S_ISDIR(mode):
-                        if self.root_dev < 0 or st.st_dev == self.root_dev:
-                            subdirs.append((entry.path, rel + "/"))
-                    elif stat.S_ISLNK(mode):
-                        target = _read_link(entry.path)
-                        if target is None:
-                            continue
-                        record += target
-                    elif st.st_nlink > 1:
-                        self.linked.append(rel)
-                    records[rel] = record
+            with os.scandir(directory) as it:
+                entries = list(it)
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise RootfsError(f"cannot read directory {directory}: {exc.strerror}") from exc
-        return subdirs
+        if all(entry.name.isascii() for entry in entries):
+            entries.sort(key=_name)
+        else:  # code point order differs from byte order for undecodable names
+            entries.sort(key=_name_bytes)
+        ignore = self.ignore
+        return [(entry, prefix + entry.name) for entry in entries
+                if not ignore or prefix + entry.name not in ignore]
 
     def add_hashes(self, hashes: dict[str, bytes]) -> None:
         """Hash every regular file, reusing `previous` hashes of unchanged records."""
@@ -296,6 +331,14 @@ class _Builder:
                     hashes[rel] = known
                     continue
             hashes[rel] = hash_file(os.path.join(self.root, rel))
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _name_bytes(entry: os.DirEntry[str]) -> bytes:
+    return encode_path(entry.name)
 
 
 def _within(path: str, roots: Set[str]) -> bool:

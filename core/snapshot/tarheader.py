@@ -48,15 +48,20 @@ class PlainHeaders:
         return (len(name) <= 100 and name.isascii() and size <= _MAX_SIZE and uid <= _MAX_ID
                 and gid <= _MAX_ID and 0 <= mtime <= _MAX_TIME)
 
-    def encode(self, name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
-               typeflag: bytes) -> bytes:
+    def parts(self, mode: int, uid: int, gid: int, mtime: int, typeflag: bytes,
+              ) -> tuple[bytes, bytes, bytes, int]:
+        """(ids, mtime field, tail, checksum of all but name and size) for one combination."""
         key = (mode & 0o7777, uid, gid, mtime, typeflag)
         parts = self._parts.get(key)
         if parts is None:
             parts = self._parts[key] = _plain_parts(*key)
             if len(self._parts) > 4096:
                 self._parts = {key: parts}
-        ids, mtime_field, tail, base = parts
+        return parts
+
+    def encode(self, name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+               typeflag: bytes) -> bytes:
+        ids, mtime_field, tail, base = self.parts(mode, uid, gid, mtime, typeflag)
         size_field = b"%011o\0" % size
         checksum = base + (zlib.adler32(name, 0) & 0xFFFF) + (zlib.adler32(size_field, 0) & 0xFFFF)
         return b"".join((name.ljust(100, b"\0"), ids, size_field, mtime_field,

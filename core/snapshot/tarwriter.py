@@ -26,20 +26,27 @@ import enum
 import errno
 import os
 import stat
+import struct
+import sys
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Protocol
 
 from core.errors import RootfsError
+from core.snapshot import fileattrs
 from core.snapshot import tarheader as th
 from core.snapshot.diff import ChangeKind, LayerDiff
 from core.snapshot.index import FileType, StatIndex, link_target_bytes, record_fields
 from core.snapshot.paths import encode_path, layer_order_key, opaque_name, whiteout_name
 
 _READ_CHUNK = 1 << 20
-_CAPABILITY = "security.capability"
-_NO_XATTRS: Mapping[str, bytes] = MappingProxyType({})
+_FAST_SIZE = 256 * 1024  # files up to this size are read in one call on the short path
+_HEAD_FIELDS = struct.Struct("<IIIIqq")  # a StatIndex record's first fields
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_ID = 0o7777777
+_MAX_TIME = 0o77777777777
 _ZEROS = bytes(th.BLOCK)
 _TYPEFLAGS = {stat.S_IFREG: th.REGULAR, stat.S_IFDIR: th.DIRECTORY, stat.S_IFLNK: th.SYMLINK,
               stat.S_IFCHR: th.CHAR, stat.S_IFBLK: th.BLOCKDEV, stat.S_IFIFO: th.FIFO}
@@ -165,10 +172,10 @@ class LayerTarWriter:
         elif fmt == stat.S_IFDIR:
             self._emit(meta, override, name + b"/", th.DIRECTORY, b"", src, None)
         elif fmt == stat.S_IFLNK:
-            target = link_target if link_target is not None else _read_link(src, path)
+            target = link_target if link_target is not None else fileattrs.read_link(src, path)
             self._emit(meta, override, name, th.SYMLINK, target, src, None)
         elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
-            rdev = rdev if rdev is not None else _rdev(src, path)
+            rdev = rdev if rdev is not None else fileattrs.rdev(src, path)
             device = (os.major(rdev), os.minor(rdev))
             self._emit(meta, override, name, _TYPEFLAGS[fmt], b"", src, device)
         else:
@@ -204,9 +211,9 @@ class LayerTarWriter:
               device: tuple[int, int] | None) -> None:
         """A member without content: everything but regular files."""
         mode, uid, gid = meta[0], meta[1], meta[2]
-        xattrs = _NO_XATTRS
+        xattrs = fileattrs.NO_XATTRS
         if self._xattrs is XattrPolicy.ALL and typeflag not in (th.SYMLINK, th.HARDLINK):
-            xattrs = _read_xattrs(src, all_names=True)
+            xattrs = fileattrs.read_xattrs(src, all_names=True)
         if override is not None:
             uid, gid, mode, xattrs = _apply(override, uid, gid, mode, xattrs)
             if override.type is not None and typeflag != th.HARDLINK:
@@ -229,15 +236,15 @@ class LayerTarWriter:
         except OSError as exc:
             raise RootfsError(f"cannot read {src}: {exc.strerror}") from exc
         try:
-            xattrs = _NO_XATTRS
+            xattrs = fileattrs.NO_XATTRS
             if self._xattrs is not XattrPolicy.NONE:
-                xattrs = _read_xattrs(fd, all_names=self._xattrs is XattrPolicy.ALL)
+                xattrs = fileattrs.read_xattrs(fd, all_names=self._xattrs is XattrPolicy.ALL)
             if override is not None:
                 uid, gid, mode, xattrs = _apply(override, uid, gid, mode, xattrs)
             small = size <= _READ_CHUNK
             data = os.read(fd, size) if small else b""
             if small and len(data) != size:
-                data = _read_exact(fd, size, src, start=data)
+                data = fileattrs.read_exact(fd, size, src, start=data)
             mtime = self._mtime(meta[5])
             buf = self._buf
             if not xattrs and th.PlainHeaders.fits(name, uid, gid, size, mtime):
@@ -254,11 +261,30 @@ class LayerTarWriter:
         if len(buf) >= self._flush_size:
             self._flush()
 
+    def _append_plain(self, name: bytes, mode: int, uid: int, gid: int, mtime: int,
+                      data: bytes) -> None:
+        """A regular file whose header is plain ustar (see `_ShortPath`)."""
+        key = name.replace(b"/", b"\0")
+        if self._closed or (self._last_key is not None and key <= self._last_key):
+            self._check_order(name, key)  # raises the right error
+        self._last_key = key
+        self._entries += 1
+        size = len(data)
+        ids, mtime_field, tail, base = self._plain.parts(mode, uid, gid, mtime, th.REGULAR)
+        size_field = b"%011o\0" % size
+        checksum = base + (zlib.adler32(name, 0) & 0xFFFF) + (
+            zlib.adler32(size_field, 0) & 0xFFFF)
+        buf = self._buf
+        buf += b"".join((name.ljust(100, b"\0"), ids, size_field, mtime_field,
+                         b"%06o\0 " % checksum, tail, data, _ZEROS[: -size % th.BLOCK]))
+        if len(buf) >= self._flush_size:
+            self._flush()
+
     def _stream(self, fd: int, size: int, src: str) -> None:
         self._flush()
         remaining = size
         while remaining:
-            chunk = _read_exact(fd, min(remaining, _READ_CHUNK), src)
+            chunk = fileattrs.read_exact(fd, min(remaining, _READ_CHUNK), src)
             self._sink.write(chunk)
             self._written += len(chunk)
             remaining -= len(chunk)
@@ -278,22 +304,104 @@ class LayerTarWriter:
 def write_diff(writer: LayerTarWriter, diff: LayerDiff, *, index: StatIndex | None = None,
                ) -> None:
     """Add every entry of a snapshot diff: changes, whiteouts, opaque markers and parents.
-    With `index` (the "after" index the diff was made from), metadata comes from its records
-    instead of a second lstat per path."""
-    record = index.record if index is not None else _no_record
-    for name, change in diff.entries():
-        path = name if change is None else change.path
-        if change is not None and change.kind is ChangeKind.DELETE:
-            writer.add_whiteout(path)
-            continue
-        hardlink_to = None if change is None else change.hardlink_to
-        known = record(path)
-        if known is not None:
-            writer.add_recorded(path, known, hardlink_to=hardlink_to)
-        else:
-            writer.add(path, hardlink_to=hardlink_to)
-        if change is not None and change.kind is ChangeKind.OPAQUE:
-            writer.add_opaque(path)
+    Metadata comes from the records of the "after" index the diff was made from (`index`, by
+    default the diff's own) instead of a second lstat per path. Small regular files, the bulk
+    of most layers, take a short path (`_ShortPath`)."""
+    index = index if index is not None else diff.index
+    record = index.mapping().get if index is not None else _no_record
+    deleted, opaque = ChangeKind.DELETE, ChangeKind.OPAQUE
+    with _ShortPath(writer) as short:
+        for name, change in diff.entries():
+            if change is None:
+                path, hardlink_to = name, None
+            elif change.kind is deleted:
+                writer.add_whiteout(change.path)
+                continue
+            else:
+                path, hardlink_to = change.path, change.hardlink_to
+            known = record(path)
+            if known is None:
+                writer.add(path, hardlink_to=hardlink_to)
+            elif hardlink_to is not None or not short.add(path, known):
+                writer.add_recorded(path, known, hardlink_to=hardlink_to)
+            if change is not None and change.kind is opaque:
+                writer.add_opaque(path)
+
+
+class _ShortPath:
+    """The common entry in as few steps as Python allows: a small regular file (read in one
+    call, opened relative to its directory, which stays open while its files come) with no
+    override, no xattr and a plain ustar header (blocks cached per mode, owner and mtime).
+    `add` returns False, having written nothing, for anything else: the caller then takes
+    the careful path (`LayerTarWriter.add_recorded`)."""
+
+    def __init__(self, writer: LayerTarWriter) -> None:
+        self._writer = writer
+        self._append = writer._append_plain
+        self._overrides = writer._overrides
+        self._epoch = writer._epoch
+        self._clamp = writer._clamp
+        self._check_xattrs = writer._xattrs is not XattrPolicy.NONE
+        self._directory: str | None = None
+        self._dir_fd = -1
+
+    def __enter__(self) -> _ShortPath:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._leave()
+
+    def add(self, path: str, record: bytes) -> bool:
+        mode, uid, gid, _, size, mtime_ns = _HEAD_FIELDS.unpack_from(record)
+        if mode & 0o170000 != 0o100000 or size > _FAST_SIZE or path in self._overrides:
+            return False
+        name = path.encode(_FS_ENCODING, _FS_ERRORS)
+        mtime = mtime_ns // 1_000_000_000
+        if self._epoch is not None and (mtime > self._epoch or not self._clamp):
+            mtime = self._epoch
+        if len(name) > 100 or not name.isascii() or uid > _MAX_ID or gid > _MAX_ID \
+                or not 0 <= mtime <= _MAX_TIME:
+            return False
+        data = self._read(path, size)
+        if data is None:
+            return False
+        self._append(name, mode, uid, gid, mtime, data)
+        return True
+
+    def _read(self, path: str, size: int) -> bytes | None:
+        """The file's bytes; None when it has xattrs or is not `size` bytes any more."""
+        head, _, tail = path.rpartition("/")
+        if head != self._directory:
+            self._enter(head)
+        try:
+            fd = os.open(tail, _READ_FLAGS, dir_fd=self._dir_fd)
+        except OSError as exc:
+            raise RootfsError(f"cannot read {path!r}: {exc.strerror}") from exc
+        try:
+            if self._check_xattrs and os.listxattr(fd):
+                return None
+            data = os.read(fd, size)
+        except OSError as exc:  # xattrs unsupported, or unreadable: the careful path decides
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                self._check_xattrs = False
+            return None
+        finally:
+            os.close(fd)
+        return data if len(data) == size else None
+
+    def _enter(self, directory: str) -> None:
+        self._leave()
+        where = self._writer._prefix + directory
+        try:
+            self._dir_fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise RootfsError(f"cannot read directory {where}: {exc.strerror}") from exc
+        self._directory = directory
+
+    def _leave(self) -> None:
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+        self._dir_fd, self._directory = -1, None
 
 
 def _no_record(path: str) -> bytes | None:
@@ -322,45 +430,3 @@ def _override_type(override: MetadataOverride, name: bytes, typeflag: bytes,
         raise RootfsError(f"cannot write {os.fsdecode(name)!r} as a {wanted.value}: "
                           f"it is not one on disk")
     return typeflag, device
-
-
-def _read_xattrs(target: int | str, *, all_names: bool) -> Mapping[str, bytes]:
-    """security.capability (or every xattr) of an open file or a path; listing first is
-    cheaper than a failing get on the many files that have none."""
-    follow = isinstance(target, int)  # an open file descriptor: nothing to follow
-    try:
-        names = os.listxattr(target, follow_symlinks=follow)
-        if not names:
-            return _NO_XATTRS
-        wanted = sorted(names) if all_names else [n for n in names if n == _CAPABILITY]
-        return {n: os.getxattr(target, n, follow_symlinks=follow) for n in wanted}
-    except OSError as exc:
-        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
-            return _NO_XATTRS
-        raise RootfsError(f"cannot read xattrs of {target}: {exc.strerror}") from exc
-
-
-def _read_exact(fd: int, size: int, src: str, *, start: bytes = b"") -> bytes:
-    parts = [start] if start else []
-    got = len(start)
-    while got < size:
-        more = os.read(fd, size - got)
-        if not more:
-            raise RootfsError(f"{src} shrank while it was being written to the layer")
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-def _rdev(src: str, path: str) -> int:
-    try:
-        return os.lstat(src).st_rdev
-    except OSError as exc:
-        raise RootfsError(f"cannot add {path!r} to the layer: {exc.strerror}") from exc
-
-
-def _read_link(src: str, path: str) -> bytes:
-    try:
-        return os.fsencode(os.readlink(src))
-    except OSError as exc:
-        raise RootfsError(f"cannot read symlink {path!r}: {exc.strerror}") from exc
