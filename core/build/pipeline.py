@@ -26,7 +26,7 @@ from pathlib import Path
 
 from core.build.assemble import assemble, created_text, final_config
 from core.build.bases import ImageResolver
-from core.build.budget import DiskBudget, size_text, tree_size
+from core.build.budget import DiskBudget, free_bytes, size_text, tree_size
 from core.build.cached import BuildCache
 from core.build.copy_sources import SourceTree
 from core.build.events import EventSink
@@ -216,6 +216,12 @@ def _base_cache(options: BuildOptions) -> BaseLayerCache | None:
         text = os.environ.get("BUCKETBUILD_BASE_CACHE_BUDGET", "")
         budget = int(text) if text.isdigit() else budget
     if root is None:
+        return None
+    try:  # never more than a quarter of what the file system has free
+        root.mkdir(parents=True, exist_ok=True)
+        budget = min(budget, free_bytes(root) // 4 + BaseLayerCache(root, 0).size())
+    except OSError as error:
+        log.warning("base layer cache %s is not usable: %s", root, error)
         return None
     log.info("base layer cache %s (%s)", root, size_text(budget))
     return BaseLayerCache(root, budget)

@@ -72,6 +72,11 @@ class BaseLayerCache:
         return CacheWriter(os.fdopen(fd, "wb"), Path(temporary), self.path(digest), digest,
                            size)
 
+    def size(self) -> int:
+        """Bytes the cached blobs take."""
+        return sum(entry.stat(follow_symlinks=False).st_size for entry in _scan(self.blobs)
+                   if not entry.name.startswith(".part-"))
+
     def evict(self, *, room: int = 0) -> None:
         """Remove least recently used blobs until `room` more bytes fit the budget."""
         entries = []

@@ -23,11 +23,8 @@ Memory: one output buffer (`flush_size`) and one read chunk; file contents are s
 from __future__ import annotations
 
 import enum
-import errno
 import os
 import stat
-import struct
-import sys
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,14 +36,9 @@ from core.snapshot import tarheader as th
 from core.snapshot.diff import ChangeKind, LayerDiff
 from core.snapshot.index import FileType, StatIndex, link_target_bytes, record_fields
 from core.snapshot.paths import encode_path, layer_order_key, opaque_name, whiteout_name
+from core.snapshot.shortpath import ShortPath
 
 _READ_CHUNK = 1 << 20
-_FAST_SIZE = 256 * 1024  # files up to this size are read in one call on the short path
-_HEAD_FIELDS = struct.Struct("<IIIIqq")  # a StatIndex record's first fields
-_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_ID = 0o7777777
-_MAX_TIME = 0o77777777777
 _ZEROS = bytes(th.BLOCK)
 _TYPEFLAGS = {stat.S_IFREG: th.REGULAR, stat.S_IFDIR: th.DIRECTORY, stat.S_IFLNK: th.SYMLINK,
               stat.S_IFCHR: th.CHAR, stat.S_IFBLK: th.BLOCKDEV, stat.S_IFIFO: th.FIFO}
@@ -261,9 +253,15 @@ class LayerTarWriter:
         if len(buf) >= self._flush_size:
             self._flush()
 
+    def short_path(self) -> ShortPath:
+        """The short path for small regular files from index records (see `write_diff`)."""
+        return ShortPath(self._append_plain, prefix=self._prefix, overrides=self._overrides,
+                         epoch=self._epoch, clamp=self._clamp,
+                         check_xattrs=self._xattrs is not XattrPolicy.NONE)
+
     def _append_plain(self, name: bytes, mode: int, uid: int, gid: int, mtime: int,
                       data: bytes) -> None:
-        """A regular file whose header is plain ustar (see `_ShortPath`)."""
+        """A regular file whose header is plain ustar (see `ShortPath`)."""
         key = name.replace(b"/", b"\0")
         if self._closed or (self._last_key is not None and key <= self._last_key):
             self._check_order(name, key)  # raises the right error
@@ -306,13 +304,15 @@ def write_diff(writer: LayerTarWriter, diff: LayerDiff, *, index: StatIndex | No
     """Add every entry of a snapshot diff: changes, whiteouts, opaque markers and parents.
     Metadata comes from the records of the "after" index the diff was made from (`index`, by
     default the diff's own) instead of a second lstat per path. Small regular files, the bulk
-    of most layers, take a short path (`_ShortPath`)."""
+    of most layers, take a short path (`core.snapshot.shortpath`)."""
     index = index if index is not None else diff.index
     record = index.mapping().get if index is not None else _no_record
     deleted, opaque = ChangeKind.DELETE, ChangeKind.OPAQUE
-    with _ShortPath(writer) as short:
-        for name, change in diff.entries():
+    entries = diff.entries() if diff.parents else ((None, c) for c in diff.changes)
+    with writer.short_path() as short:
+        for name, change in entries:
             if change is None:
+                assert name is not None
                 path, hardlink_to = name, None
             elif change.kind is deleted:
                 writer.add_whiteout(change.path)
@@ -326,82 +326,6 @@ def write_diff(writer: LayerTarWriter, diff: LayerDiff, *, index: StatIndex | No
                 writer.add_recorded(path, known, hardlink_to=hardlink_to)
             if change is not None and change.kind is opaque:
                 writer.add_opaque(path)
-
-
-class _ShortPath:
-    """The common entry in as few steps as Python allows: a small regular file (read in one
-    call, opened relative to its directory, which stays open while its files come) with no
-    override, no xattr and a plain ustar header (blocks cached per mode, owner and mtime).
-    `add` returns False, having written nothing, for anything else: the caller then takes
-    the careful path (`LayerTarWriter.add_recorded`)."""
-
-    def __init__(self, writer: LayerTarWriter) -> None:
-        self._writer = writer
-        self._append = writer._append_plain
-        self._overrides = writer._overrides
-        self._epoch = writer._epoch
-        self._clamp = writer._clamp
-        self._check_xattrs = writer._xattrs is not XattrPolicy.NONE
-        self._directory: str | None = None
-        self._dir_fd = -1
-
-    def __enter__(self) -> _ShortPath:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._leave()
-
-    def add(self, path: str, record: bytes) -> bool:
-        mode, uid, gid, _, size, mtime_ns = _HEAD_FIELDS.unpack_from(record)
-        if mode & 0o170000 != 0o100000 or size > _FAST_SIZE or path in self._overrides:
-            return False
-        name = path.encode(_FS_ENCODING, _FS_ERRORS)
-        mtime = mtime_ns // 1_000_000_000
-        if self._epoch is not None and (mtime > self._epoch or not self._clamp):
-            mtime = self._epoch
-        if len(name) > 100 or not name.isascii() or uid > _MAX_ID or gid > _MAX_ID \
-                or not 0 <= mtime <= _MAX_TIME:
-            return False
-        data = self._read(path, size)
-        if data is None:
-            return False
-        self._append(name, mode, uid, gid, mtime, data)
-        return True
-
-    def _read(self, path: str, size: int) -> bytes | None:
-        """The file's bytes; None when it has xattrs or is not `size` bytes any more."""
-        head, _, tail = path.rpartition("/")
-        if head != self._directory:
-            self._enter(head)
-        try:
-            fd = os.open(tail, _READ_FLAGS, dir_fd=self._dir_fd)
-        except OSError as exc:
-            raise RootfsError(f"cannot read {path!r}: {exc.strerror}") from exc
-        try:
-            if self._check_xattrs and os.listxattr(fd):
-                return None
-            data = os.read(fd, size)
-        except OSError as exc:  # xattrs unsupported, or unreadable: the careful path decides
-            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                self._check_xattrs = False
-            return None
-        finally:
-            os.close(fd)
-        return data if len(data) == size else None
-
-    def _enter(self, directory: str) -> None:
-        self._leave()
-        where = self._writer._prefix + directory
-        try:
-            self._dir_fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise RootfsError(f"cannot read directory {where}: {exc.strerror}") from exc
-        self._directory = directory
-
-    def _leave(self) -> None:
-        if self._dir_fd >= 0:
-            os.close(self._dir_fd)
-        self._dir_fd, self._directory = -1, None
 
 
 def _no_record(path: str) -> bytes | None:
