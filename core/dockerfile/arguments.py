@@ -22,6 +22,7 @@ _TOKEN_SPACE: Final = re.compile(r"[\t\v\f\r ]+")  # BuildKit's reWhitespace
 _WORD_SPECIAL: Final = re.compile("['\"\\\\`\udc80-\udcff]")
 _INVALID_BYTE: Final = re.compile("[\udc80-\udcff]")
 _PLAIN_FLAG: Final = re.compile(r"(--[!#-&(-\[\]-~]*)(?:[\t\n\v\f\r ]+|\Z)")
+_PLAIN_FLAGS: Final = re.compile(r"(?:--[!#-&(-\[\]-~]*+(?:[\t\n\v\f\r ]++|\Z))*+")
 _SPACE_CLASS: Final = re.escape(GO_SPACE)
 _BYTE_SPACE: Final = frozenset("\t\n\v\f\r \x85\xa0")  # unicode.IsSpace(rune(b)) for a byte
 _RAW_BYTE_SPACE: Final = frozenset("\t\n\v\f\r \udc85\udca0")  # first chars that start with one
@@ -36,7 +37,14 @@ class Shape(NamedTuple):
 
 def split_command(line: str) -> tuple[str, tuple[str, ...], str]:
     """Split an instruction line into its keyword (as written), flags and the rest."""
-    parts = _TOKEN_SPACE.split(go_trim(line), maxsplit=1)
+    trimmed = go_trim(line)
+    keyword, space, after = trimmed.partition(" ")
+    if keyword.isalpha():  # so the first blank is that space (the common case, no regex)
+        if not space:
+            return keyword, (), ""
+        rest, flags = extract_flags(after.lstrip("\t\v\f\r "))
+        return keyword, flags, go_trim(rest)
+    parts = _TOKEN_SPACE.split(trimmed, maxsplit=1)
     if len(parts) == 1:
         return parts[0], (), ""
     rest, flags = extract_flags(parts[1])
@@ -64,6 +72,15 @@ def _from_bytes_view(view: str) -> str:
 
 def _simple_flags(text: str) -> tuple[str, tuple[str, ...]] | None:
     """The common case of flags in plain ASCII without quotes or escapes; None otherwise."""
+    run = _PLAIN_FLAGS.match(text)
+    words = run.group().split() if run is not None else []  # only ASCII blanks in between
+    if run is not None and "--" not in words and not text.startswith("--", run.end()):
+        return text[run.end():], tuple(words)
+    return _each_simple_flag(text)
+
+
+def _each_simple_flag(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """`_simple_flags` one flag at a time (when a bare `--` may end them)."""
     flags: list[str] = []
     pos = 0
     while text.startswith("--", pos):
@@ -116,11 +133,18 @@ def _scan_flags(view: str) -> tuple[str, list[str]]:
 
 def parse_words(rest: str, escape: str) -> list[str]:
     """Split on blanks outside quotes; quotes and escapes are kept in the words."""
+    if _only_spaces(rest) and "'" not in rest and '"' not in rest and escape not in rest:
+        return rest.split()
     if _WORD_SPECIAL.search(rest) is None:
         return [word for word in GO_SPACE_RUN.split(rest) if word]
     whole, word = _word_patterns(escape)
     words = word.findall(rest) if whole.fullmatch(rest) else _scan_words(rest, escape)
-    return [_INVALID_BYTE.sub("\ufffd", word) for word in words]
+    return words if rest.isascii() else [_INVALID_BYTE.sub("\ufffd", word) for word in words]
+
+
+def _only_spaces(text: str) -> bool:
+    """ASCII with no control character: " " is its only blank, for every notion of blank."""
+    return text.isascii() and text.isprintable()
 
 
 @functools.lru_cache(maxsize=2)
@@ -130,9 +154,9 @@ def _word_patterns(escape: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     For such text `_scan_words` makes the words these expressions find (a shortcut).
     """
     e = re.escape(escape)
-    quoted = f"'[^']*'|\"(?:[^\"{e}]|{e}[\\s\\S])*\""
-    whole = re.compile(f"(?:[^'\"{e}]|{e}[\\s\\S]|{quoted})*")
-    word = re.compile(f"(?:[^{_SPACE_CLASS}'\"{e}]|{e}[\\s\\S]|{quoted})+")
+    quoted = f"'[^']*+'|\"(?:[^\"{e}]++|{e}[\\s\\S])*+\""
+    whole = re.compile(f"(?:[^'\"{e}]++|{e}[\\s\\S]|{quoted})*+")
+    word = re.compile(f"(?:[^{_SPACE_CLASS}'\"{e}]++|{e}[\\s\\S]|{quoted})++")
     return whole, word
 
 
@@ -176,7 +200,11 @@ def parse_name_val(rest: str, keyword: str, escape: str) -> Shape:
     if not words:
         return Shape(())
     if "=" not in words[0]:
-        parts = _TOKEN_SPACE.split(rest, maxsplit=1)
+        if _only_spaces(rest):
+            key, space, value = rest.partition(" ")
+            parts = [key, value.lstrip(" ")] if space else [key]
+        else:
+            parts = _TOKEN_SPACE.split(rest, maxsplit=1)
         if len(parts) < 2:
             raise DockerfileError(f"{keyword} must have two arguments")
         return Shape((parts[0], parts[1], ""))
@@ -197,7 +225,13 @@ def parse_name_or_name_val(rest: str, escape: str) -> Shape:
 
 def parse_whitespace_delimited(rest: str) -> Shape:
     """FROM, EXPOSE and shell-form COPY/ADD/VOLUME: split on ASCII blanks."""
-    return Shape(tuple(_TOKEN_SPACE.split(rest))) if rest else Shape(())
+    if not rest:
+        return Shape(())
+    if _only_spaces(rest):
+        words = rest.split(" ")
+        if "" not in words:  # else runs of blanks, or blanks at an end: as BuildKit splits
+            return Shape(tuple(words))
+    return Shape(tuple(_TOKEN_SPACE.split(rest)))
 
 
 def parse_string(rest: str) -> Shape:

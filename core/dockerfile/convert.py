@@ -75,7 +75,7 @@ _new_span: Final[Callable[..., SourceSpan]] = fast_constructor(SourceSpan)  # on
 
 def convert_nodes(result: ParseResult) -> tuple[Instruction, ...]:
     """Type every instruction of a parsed Dockerfile, in order."""
-    return tuple(convert_node(node, filename=result.filename) for node in result.nodes)
+    return tuple([convert_node(node, filename=result.filename) for node in result.nodes])
 
 
 def convert_node(node: Node, *, filename: str = "Dockerfile") -> Instruction:
@@ -142,7 +142,7 @@ def _stage_name(args: tuple[str, ...]) -> str:
 
 def _run(req: _Request) -> RunInstruction:
     flags = req.flags(_RUN_FLAGS)
-    mounts = tuple(parse_mount(spec) for spec in flags.strings("mount"))
+    mounts = tuple([parse_mount(spec) for spec in flags.strings("mount")])
     network = _network(flags.string("network", "default"))
     security = _security(flags.string("security", "sandbox"))
     return RunInstruction(
@@ -200,7 +200,7 @@ def _key_values(req: _Request, keyword: str) -> tuple[KeyValue, ...]:
     for key, value, separator in zip(args[::3], args[1::3], args[2::3], strict=True):
         if not key:
             raise DockerfileError(f"{keyword} names can not be blank")
-        pairs.append(KeyValue(key, value, legacy=separator != "="))
+        pairs.append(KeyValue(key, value, separator != "="))  # legacy: `ENV key value`
     return tuple(pairs)
 
 
@@ -299,7 +299,7 @@ def _heredoc_name(word: str) -> str | None:
 def _volume(req: _Request) -> VolumeInstruction:
     words = req.at_least_one("VOLUME")
     req.flags(_NO_FLAGS)
-    volumes = tuple(word.strip() for word in words)
+    volumes = tuple([word.strip() for word in words])
     if not all(volumes):
         raise DockerfileError("VOLUME specified can not be an empty string")
     return VolumeInstruction(span=req.span, original=req.original, volumes=volumes)

@@ -106,7 +106,7 @@ def parse_flags(written: tuple[str, ...], spec: FlagSpec) -> Flags:
         if name in values:
             raise DockerfileError(f"duplicate flag specified: {flag}")
         values[name] = _flag_value(kind, flag, value, has_value=bool(has_value))
-    return Flags(values=values, lists=lists)
+    return Flags(values, lists)
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, prefix: str = "") -> str:

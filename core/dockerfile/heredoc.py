@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from core.dockerfile.ast import Heredoc
-from core.dockerfile.lines import GO_SPACE, GO_SPACE_RUN, GO_SPACE_SET, SourceLines, trim_newline
+from core.dockerfile.lines import GO_SPACE, GO_SPACE_RUN, GO_SPACE_SET, SourceLines
 from core.errors import DockerfileError
 
 HEREDOC_INSTRUCTIONS: Final = frozenset({"run", "copy", "add"})
@@ -65,7 +65,7 @@ def line_words(line: str) -> list[str] | None:
 
 
 def _marker(word: str) -> HeredocMarker | None:
-    match = _MARKER.fullmatch(word)
+    match = _MARKER.fullmatch(word) if "<<" in word else None
     if match is None or not match.group(3):
         return None
     digits, dash, rest = match.groups()
@@ -124,22 +124,23 @@ def read_bodies(
     Raises DockerfileError("unterminated heredoc") when the file ends first.
     """
     docs: list[Heredoc] = []
+    lines = source.lines
     for marker in markers:
-        body: list[str] = []
+        start = pos
         while True:
-            if pos >= len(source.lines):
-                raise DockerfileError("unterminated heredoc", end_line=len(source.lines))
-            line = source.lines[pos]
+            if pos >= len(lines):
+                raise DockerfileError("unterminated heredoc", end_line=len(lines))
+            candidate = lines[pos].rstrip("\r")
             pos += 1
-            candidate = trim_newline(line)
-            if marker.chomp:
-                candidate = candidate.lstrip("\t")
-            if candidate == marker.name:
+            if (candidate.lstrip("\t") if marker.chomp else candidate) == marker.name:
                 break
-            text = source.raw(pos - 1)
-            body.append(text.lstrip("\t") if marker.chomp else text)
-        docs.append(Heredoc(name=marker.name, content="".join(body), expand=marker.expand,
-                            chomp=marker.chomp, file_descriptor=marker.file_descriptor))
+        # A line of the body is never the file's last (the terminator follows): it ends in "\n".
+        body = lines[start:pos - 1]
+        if marker.chomp:
+            body = tuple(line.lstrip("\t") for line in body)
+        content = "\n".join(body) + "\n" if body else ""
+        docs.append(Heredoc(marker.name, content, marker.expand, marker.chomp,
+                            marker.file_descriptor))
     return tuple(docs), pos
 
 

@@ -73,31 +73,39 @@ def _parameters(function: Any) -> list[tuple[str, Any, Any]]:
 
 def _source_function(cls: type, fields: tuple[dataclasses.Field[Any], ...], *,
                      construct: bool) -> Any:
-    """Compile the function from the field names, as dataclasses does."""
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY, "_new": object.__new__, "_cls": cls}
+    """Compile the function from the field names, as dataclasses does (its own names are
+    spelled `__record_..__` so that no field can shadow them)."""
+    namespace: dict[str, Any] = {"__record_factory__": _FACTORY,
+                                 "__record_new__": object.__new__, "__record_cls__": cls}
     params = [] if construct else ["__record_self__"]
-    body = ["    __record_self__ = _new(_cls)"] if construct else []
+    body = ["    __record_self__ = __record_new__(__record_cls__)"] if construct else []
     body.append("    __record_dict__ = __record_self__.__dict__")
     keyword = [field for field in fields if field.kw_only]
     for field in (*(field for field in fields if not field.kw_only), *keyword):
-        name = field.name
         if keyword and field is keyword[0]:
             params.append("*")
-        value = name
-        if field.default is not dataclasses.MISSING:
-            namespace[f"_default_{name}"] = field.default
-            params.append(f"{name}=_default_{name}")
-        elif field.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory_{name}"] = field.default_factory
-            params.append(f"{name}=_FACTORY")
-            value = f"_factory_{name}() if {name} is _FACTORY else {name}"
-        else:
-            params.append(name)
-        body.append(f"    __record_dict__[{name!r}] = {value}")
+        param, value = _field_code(field, namespace)
+        params.append(param)
+        body.append(f"    __record_dict__[{field.name!r}] = {value}")
     if construct:
         body.append("    return __record_self__")
     name = "new" if construct else "__init__"
     exec(f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n", namespace)
     function = namespace[name]
     function.__qualname__ = f"{cls.__qualname__}.{name}"
+    function.__annotations__ = {field.name: field.type for field in fields}
+    function.__annotations__["return"] = cls if construct else None
     return function
+
+
+def _field_code(field: dataclasses.Field[Any], namespace: dict[str, Any]) -> tuple[str, str]:
+    """The parameter for `field` and the expression of its value; defaults go in `namespace`."""
+    name = field.name
+    if field.default is not dataclasses.MISSING:
+        namespace[f"__record_default_{name}__"] = field.default
+        return f"{name}=__record_default_{name}__", name
+    if field.default_factory is not dataclasses.MISSING:
+        namespace[f"__record_factory_{name}__"] = field.default_factory
+        return (f"{name}=__record_factory__",
+                f"__record_factory_{name}__() if {name} is __record_factory__ else {name}")
+    return name, name

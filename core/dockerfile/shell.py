@@ -14,11 +14,11 @@ Any failure is a `DockerfileError` whose message reads like BuildKit's; callers 
 
 Shortcuts skip the character-by-character lexer (`core.dockerfile.shellmachine`) for the
 common words, with the same results (property-tested against `Lexer.lex_word_with_matches`):
-text with no `$`, quote or escape character comes back as it is, and ASCII text whose `$`
-forms are `$NAME`, `${NAME}` or `${NAME<op>word}` (op one of `-`, `:-`, `+`, `:+`, word plain)
-and whose double quotes only delimit such text is expanded with one regular expression.
+text with no `$`, quote or escape character comes back as it is, and ASCII text with no
+escape character or single quote, whose double quotes pair up and whose every `$` starts
+`$NAME`, `${NAME}` or `${NAME<op>word}` (op one of `-`, `:-`, `+`, `:+`, the word plain) is
+expanded by splitting it at those references with one regular expression.
 """
-
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from core.dockerfile.records import fast_init
 from core.dockerfile.shellmachine import MAX_NESTING, SPACE, SPACE_RUN, Machine
 from core.errors import DockerfileError
 
@@ -53,6 +54,7 @@ _GO_ESCAPES = MappingProxyType({
 _NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Expansion:
     """The result of expanding one word."""
@@ -122,7 +124,7 @@ class Lexer:
             unset: set[str] = set()
             value = self._shortcut_value(word, env, used, unset)
             if value is not None:
-                words = tuple(piece for piece in SPACE_RUN.split(value) if piece)
+                words = tuple([piece for piece in SPACE_RUN.split(value) if piece])
                 return Expansion(value, words, frozenset(used), frozenset(unset))
         return self._expand(word, env, words=True)
 

@@ -133,7 +133,7 @@ def _label(instruction: LabelInstruction, words: Words) -> LabelInstruction:
 
 
 def _each(values: tuple[str, ...], words: Words) -> tuple[str, ...]:
-    return tuple(words.word(value) for value in values)
+    return tuple([words.word(value) for value in values])
 
 
 def _bodies(heredocs: tuple[Heredoc, ...], words: Words) -> tuple[Heredoc, ...]:
@@ -174,7 +174,7 @@ def _copy_changes(instruction: CopyInstruction | AddInstruction,
 def _run(instruction: RunInstruction, words: Words) -> RunInstruction:
     if not any(words.has_syntax(mount.spec) for mount in instruction.mounts):
         return instruction
-    mounts = tuple(parse_mount(mount.spec, expand=words.word) for mount in instruction.mounts)
+    mounts = tuple([parse_mount(mount.spec, expand=words.word) for mount in instruction.mounts])
     return evolved(instruction, mounts=mounts)
 
 
@@ -197,7 +197,7 @@ def _stopsignal(instruction: StopsignalInstruction, words: Words) -> StopsignalI
 
 
 def _expose(instruction: ExposeInstruction, words: Words) -> ExposeInstruction:
-    ports = tuple(port for word in instruction.ports for port in words.split(word))
+    ports = tuple([port for word in instruction.ports for port in words.split(word)])
     return instruction if ports == instruction.ports else evolved(instruction, ports=ports)
 
 

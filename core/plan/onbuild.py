@@ -8,14 +8,14 @@ itself ONBUILD, or FROM or MAINTAINER, is refused.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from dataclasses import replace
 
 from core.dockerfile.convert import convert_node
 from core.dockerfile.instructions import FromInstruction, Instruction
 from core.dockerfile.parser import parse_dockerfile
 from core.errors import DockerfileError
-from core.plan.expansion import located
+from core.plan.expansion import evolved, located
 
 
 def parse_triggers(
@@ -23,12 +23,13 @@ def parse_triggers(
 ) -> tuple[Instruction, ...]:
     """The typed trigger instructions, each placed at the FROM line `at`."""
     try:
-        return tuple(replace(_parse_trigger(text, filename), span=at.span)
-                     for text in expressions)
+        return tuple([evolved(_parse_trigger(text, filename), span=at.span)
+                      for text in expressions])
     except DockerfileError as error:
         raise located(error, at, filename) from None
 
 
+@functools.lru_cache(maxsize=256)  # the same base image's triggers run for many stages
 def _parse_trigger(text: str, filename: str) -> Instruction:
     nodes = parse_dockerfile(text, filename=filename).nodes
     if len(nodes) != 1:

@@ -148,9 +148,9 @@ class _Walk:
         elif isinstance(expanded, EnvInstruction):
             for pair in expanded.env:
                 self.set(pair.key, pair.value)
-        return Step(instruction=expanded, written=instruction, env=env, workdir=self.workdir,
-                    onbuild=onbuild, used=_frozen(words.used), unset=_names(words.unset),
-                    source=source, mount_sources=mounts, build_args=build_args)
+        # Positional (in field order): a class called with keywords gets them as a dict.
+        return Step(expanded, instruction, env, self.workdir, onbuild, _frozen(words.used),
+                    _names(words.unset), source, mounts, build_args)
 
     def _arg(self, instruction: ArgInstruction, env: Mapping[str, str], *,
              onbuild: bool) -> Step:

@@ -63,7 +63,7 @@ def plan_build(
 ) -> BuildPlan:
     """Plan the build of `target` (the last stage when None); raises DockerfileError."""
     name = filename if filename is not None else parsed.filename
-    instructions = tuple(convert_node(node, filename=name) for node in parsed.nodes)
+    instructions = tuple([convert_node(node, filename=name) for node in parsed.nodes])
     meta, groups = _split(instructions, name)
     lexer = Lexer(parsed.escape)
     automatic = platform_args(build_platform=build_platform, target_platform=target_platform,
