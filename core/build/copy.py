@@ -15,18 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.build import add
-from core.build.copy_plan import (
-    CopyPlan,
-    absolute_dest,
-    overrides_of,
-    plan_items,
-    write_plan,
-)
+from core.build.copy_plan import absolute_dest, plan_items, start_plan, write_layer
 from core.build.copy_sources import SourceItem, SourceTree, match_sources
 from core.build.history import copy_text
 from core.build.layers import Layer
 from core.build.session import BuildSession
 from core.build.stage import StageState
+from core.build.url_policy import UrlPolicy
 from core.build.users import chown_owner
 from core.context.ignore import compile_patterns
 from core.dockerfile.ast import Heredoc
@@ -61,18 +56,14 @@ def run_copy(session: BuildSession, stage: StageState, step: Step, *,
         owner = chown_owner(instruction.chown, tree.accounts(session.spool))
     staging = session.staging("copy-")
     try:
-        (staging / "nodes").mkdir()
         items = _items(session, step, instruction, staging)
         dest, hint = absolute_dest(instruction.dest, step.workdir)
-        view = tree.view(session.spool, staging / "nodes",
-                         blind=_blind(instruction, items, hint))
-        plan = CopyPlan(view, owner, parse_chmod(instruction.chmod), staging / "dir")
-        plan.staging_dir.mkdir()
+        blind = _blind(instruction, items, hint)
+        plan = start_plan(staging, lambda nodes: tree.view(session.spool, nodes, blind=blind),
+                          owner=owner, mode=parse_chmod(instruction.chmod))
         plan_items(plan, items, dest=dest, dest_is_dir_hint=hint,
                    excludes=compile_patterns(instruction.excludes, source="--exclude"))
-        layer = session.spool.write(lambda writer: write_plan(plan, writer), root="/",
-                                    settings=session.settings, created_by=text,
-                                    overrides=overrides_of(plan))
+        layer = write_layer(plan, session.spool, settings=session.settings, created_by=text)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if layer is not None:
@@ -118,7 +109,8 @@ def _items(session: BuildSession, step: Step, instruction: CopyInstruction | Add
             add.check_scheme(word)
         if is_add and add.is_url(word):
             assert isinstance(instruction, AddInstruction)
-            items.extend(_download(word, instruction, staging / f"url-{number}"))
+            items.extend(_download(word, instruction, staging / f"url-{number}",
+                                   session.options.add_urls))
             continue
         for item in match_sources(tree, word):
             items.append(_maybe_unpack(item, instruction, staging / f"archive-{number}"))
@@ -127,9 +119,10 @@ def _items(session: BuildSession, step: Step, instruction: CopyInstruction | Add
     return items
 
 
-def _download(url: str, instruction: AddInstruction, directory: Path) -> list[SourceItem]:
+def _download(url: str, instruction: AddInstruction, directory: Path,
+              policy: UrlPolicy) -> list[SourceItem]:
     directory.mkdir()
-    got = add.download(url, directory, checksum=instruction.checksum)
+    got = add.download(url, directory, policy=policy, checksum=instruction.checksum)
     tree = SourceTree.plain(directory, f"download {url}", owner=(0, 0))
     item = SourceItem(tree, got.name, got.name, is_dir=False)
     if instruction.unpack:

@@ -28,12 +28,14 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from core.build.copy_sources import SourceItem, SourceTree, walk_directory
 from core.build.headers import HeaderIndex
+from core.build.layers import Layer, LayerSettings, LayerSpool
 from core.context.ignore import IgnoreMatcher
 from core.errors import RootfsError, StepError
 from core.rootfs import MetadataMap, Root
@@ -195,6 +197,22 @@ class CopyPlan:
         linked = stat.S_ISREG(st.st_mode) and st.st_nlink > 1
         inode = (st.st_dev, st.st_ino) if linked else None
         self.entries[path] = Entry(source, uid, gid, mode, inode)
+
+
+def start_plan(staging: Path, view: Callable[[Path], DestView], *,
+               owner: tuple[int, int] | None, mode: int | None = None) -> CopyPlan:
+    """An empty plan in `staging` (an empty directory): `view` is given `staging/nodes` for
+    its stand-in files, and `staging/dir` stands in for the directories the plan creates."""
+    (staging / "nodes").mkdir()
+    (staging / "dir").mkdir()
+    return CopyPlan(view(staging / "nodes"), owner, mode, staging / "dir")
+
+
+def write_layer(plan: CopyPlan, spool: LayerSpool, *, settings: LayerSettings,
+                created_by: str) -> Layer | None:
+    """The plan's entries as a new layer (None when the spool makes none)."""
+    return spool.write(lambda writer: write_plan(plan, writer), root="/", settings=settings,
+                       created_by=created_by, overrides=overrides_of(plan))
 
 
 def absolute_dest(dest: str, workdir: str) -> tuple[str, bool]:

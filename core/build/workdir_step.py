@@ -14,7 +14,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 
-from core.build.copy_plan import CopyPlan, overrides_of, write_plan
+from core.build.copy_plan import start_plan, write_layer
 from core.build.layers import Layer
 from core.build.session import BuildSession
 from core.build.stage import StageState
@@ -41,18 +41,13 @@ def run_workdir(session: BuildSession, stage: StageState, step: Step, *,
     owner = chown_owner(user, tree.accounts(session.spool), where="USER") if user else (0, 0)
     staging = session.staging("workdir-")
     try:
-        (staging / "dir").mkdir()
-        (staging / "nodes").mkdir()
-        plan = CopyPlan(tree.view(session.spool, staging / "nodes"), owner, None,
-                        staging / "dir")
+        plan = start_plan(staging, lambda nodes: tree.view(session.spool, nodes), owner=owner)
         plan.ensure_dir(plan.view.resolve(path.lstrip("/")))
         created = [p for p, e in plan.entries.items() if e.source == plan.staging_dir]
         if not created:
             return WorkdirResult(text, None)
         log.info("WORKDIR %s: creating %s", path, ", ".join("/" + p for p in created))
-        layer = session.spool.write(lambda writer: write_plan(plan, writer), root="/",
-                                    settings=session.settings, created_by=text,
-                                    overrides=overrides_of(plan))
+        layer = write_layer(plan, session.spool, settings=session.settings, created_by=text)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if layer is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Final, TypedDict
 
 from core.dockerfile.ast import Heredoc, Node, ParseResult
 from core.dockerfile.flags import (
@@ -120,6 +120,18 @@ class _Request:
             raise DockerfileError(f"{keyword} requires at least one argument")
         return self.args
 
+    def only_word(self, keyword: str) -> str:
+        """The one argument of an instruction that takes no flags."""
+        word = self.exactly_one(keyword)
+        self.flags(_NO_FLAGS)
+        return word
+
+    def plain_words(self, keyword: str) -> tuple[str, ...]:
+        """The arguments (at least one) of an instruction that takes no flags."""
+        words = self.at_least_one(keyword)
+        self.flags(_NO_FLAGS)
+        return words
+
 
 def _from(req: _Request) -> FromInstruction:
     stage_name = _stage_name(req.args)
@@ -214,22 +226,18 @@ def _env(req: _Request) -> EnvInstruction:
 
 
 def _maintainer(req: _Request) -> MaintainerInstruction:
-    maintainer = req.exactly_one("MAINTAINER")
-    req.flags(_NO_FLAGS)
-    return MaintainerInstruction(span=req.span, original=req.original, maintainer=maintainer)
+    return MaintainerInstruction(span=req.span, original=req.original,
+                                 maintainer=req.only_word("MAINTAINER"))
 
 
 def _expose(req: _Request) -> ExposeInstruction:
-    ports = req.at_least_one("EXPOSE")
-    req.flags(_NO_FLAGS)
-    return ExposeInstruction(span=req.span, original=req.original, ports=ports)
+    return ExposeInstruction(span=req.span, original=req.original,
+                             ports=req.plain_words("EXPOSE"))
 
 
 def _arg(req: _Request) -> ArgInstruction:
-    words = req.at_least_one("ARG")
-    req.flags(_NO_FLAGS)
     definitions = []
-    for word in words:
+    for word in req.plain_words("ARG"):
         name, has_default, default = word.partition("=")
         if not name:
             raise DockerfileError("ARG names can not be blank")
@@ -238,33 +246,44 @@ def _arg(req: _Request) -> ArgInstruction:
 
 
 def _add(req: _Request) -> AddInstruction:
-    _require_destination(req, "ADD")
-    flags = req.flags(_ADD_FLAGS)
-    paths, inline, dest = _sources_and_dest(req, "ADD")
+    shared, flags = _copy_like(req, "ADD", _ADD_FLAGS)
     return AddInstruction(
-        span=req.span, original=req.original, sources=paths, inline_sources=inline, dest=dest,
-        chown=flags.string("chown"), chmod=flags.string("chmod"), link=flags.boolean("link"),
-        excludes=flags.strings("exclude"), checksum=flags.string("checksum"),
-        keep_git_dir=flags.boolean("keep-git-dir"), unpack=flags.optional_boolean("unpack"),
+        **shared, checksum=flags.string("checksum"), keep_git_dir=flags.boolean("keep-git-dir"),
+        unpack=flags.optional_boolean("unpack"),
     )
 
 
 def _copy(req: _Request) -> CopyInstruction:
-    _require_destination(req, "COPY")
-    flags = req.flags(_COPY_FLAGS)
-    paths, inline, dest = _sources_and_dest(req, "COPY")
-    return CopyInstruction(
-        span=req.span, original=req.original, sources=paths, inline_sources=inline, dest=dest,
-        chown=flags.string("chown"), chmod=flags.string("chmod"), link=flags.boolean("link"),
-        excludes=flags.strings("exclude"), from_=flags.string("from"),
-        parents=flags.boolean("parents"),
-    )
+    shared, flags = _copy_like(req, "COPY", _COPY_FLAGS)
+    return CopyInstruction(**shared, from_=flags.string("from"), parents=flags.boolean("parents"))
 
 
-def _require_destination(req: _Request, keyword: str) -> None:
+class _CopyFields(TypedDict):
+    """The fields ADD and COPY share (`instructions._CopyLike`), as constructor arguments."""
+
+    span: SourceSpan
+    original: str
+    sources: tuple[str, ...]
+    inline_sources: tuple[Heredoc, ...]
+    dest: str
+    chown: str
+    chmod: str
+    link: bool
+    excludes: tuple[str, ...]
+
+
+def _copy_like(req: _Request, keyword: str, spec: FlagSpec) -> tuple[_CopyFields, Flags]:
+    """Check and split the words of ADD or COPY; the shared fields and the parsed flags."""
     if len(req.args) < 2:
         raise DockerfileError(f"{keyword} requires at least two arguments, but only one was "
                               "provided. Destination could not be determined")
+    flags = req.flags(spec)
+    paths, inline, dest = _sources_and_dest(req, keyword)
+    shared = _CopyFields(
+        span=req.span, original=req.original, sources=paths, inline_sources=inline, dest=dest,
+        chown=flags.string("chown"), chmod=flags.string("chmod"), link=flags.boolean("link"),
+        excludes=flags.strings("exclude"))
+    return shared, flags
 
 
 def _sources_and_dest(
@@ -297,30 +316,24 @@ def _heredoc_name(word: str) -> str | None:
 
 
 def _volume(req: _Request) -> VolumeInstruction:
-    words = req.at_least_one("VOLUME")
-    req.flags(_NO_FLAGS)
-    volumes = tuple([word.strip() for word in words])
+    volumes = tuple([word.strip() for word in req.plain_words("VOLUME")])
     if not all(volumes):
         raise DockerfileError("VOLUME specified can not be an empty string")
     return VolumeInstruction(span=req.span, original=req.original, volumes=volumes)
 
 
 def _user(req: _Request) -> UserInstruction:
-    user = req.exactly_one("USER")
-    req.flags(_NO_FLAGS)
-    return UserInstruction(span=req.span, original=req.original, user=user)
+    return UserInstruction(span=req.span, original=req.original, user=req.only_word("USER"))
 
 
 def _workdir(req: _Request) -> WorkdirInstruction:
-    path = req.exactly_one("WORKDIR")
-    req.flags(_NO_FLAGS)
-    return WorkdirInstruction(span=req.span, original=req.original, path=path)
+    return WorkdirInstruction(span=req.span, original=req.original,
+                              path=req.only_word("WORKDIR"))
 
 
 def _stopsignal(req: _Request) -> StopsignalInstruction:
-    signal = req.exactly_one("STOPSIGNAL")
-    req.flags(_NO_FLAGS)
-    return StopsignalInstruction(span=req.span, original=req.original, signal=signal)
+    return StopsignalInstruction(span=req.span, original=req.original,
+                                 signal=req.only_word("STOPSIGNAL"))
 
 
 def _healthcheck(req: _Request) -> HealthcheckInstruction:

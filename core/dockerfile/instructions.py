@@ -5,9 +5,9 @@ way BuildKit's Dockerfile frontend does. Words are kept raw: no variable expansi
 (the planner expands them with `core.dockerfile.shell`). Every instruction carries its `span`
 and its `original` text, used for history entries (`created_by`) and error messages.
 
-Commands (RUN, CMD, ENTRYPOINT, HEALTHCHECK CMD) keep `command` as a tuple of strings plus
+Commands (RUN, CMD, ENTRYPOINT: `CommandForm`) keep `command` as a tuple of strings plus
 `json`: the exec form (`json=True`) holds the decoded array; the shell form holds one string
-that the planner runs through the SHELL in force.
+that the planner runs through the SHELL in force. HEALTHCHECK keeps the image config's `test`.
 """
 
 from __future__ import annotations
@@ -63,18 +63,12 @@ class FromInstruction(InstructionBase):
     platform: str = ""
 
 
-@fast_init
 @dataclass(frozen=True, kw_only=True)
-class RunInstruction(InstructionBase):
-    """`RUN [--mount=...]... [--network=n] [--security=s] command`."""
+class CommandForm(InstructionBase):
+    """Fields shared by RUN, CMD and ENTRYPOINT: the command in exec or shell form."""
 
-    keyword: ClassVar[str] = "RUN"
     command: tuple[str, ...]
     json: bool
-    heredocs: tuple[Heredoc, ...] = ()
-    mounts: tuple[Mount, ...] = ()
-    network: NetworkMode = "default"
-    security: SecurityMode = "sandbox"
 
     @property
     def prepend_shell(self) -> bool:
@@ -84,32 +78,30 @@ class RunInstruction(InstructionBase):
 
 @fast_init
 @dataclass(frozen=True, kw_only=True)
-class CmdInstruction(InstructionBase):
-    """`CMD command`; an empty exec form (`CMD []`) is allowed."""
+class RunInstruction(CommandForm):
+    """`RUN [--mount=...]... [--network=n] [--security=s] command`."""
 
-    keyword: ClassVar[str] = "CMD"
-    command: tuple[str, ...]
-    json: bool
-
-    @property
-    def prepend_shell(self) -> bool:
-        """True for the shell form."""
-        return not self.json
+    keyword: ClassVar[str] = "RUN"
+    heredocs: tuple[Heredoc, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    network: NetworkMode = "default"
+    security: SecurityMode = "sandbox"
 
 
 @fast_init
 @dataclass(frozen=True, kw_only=True)
-class EntrypointInstruction(InstructionBase):
+class CmdInstruction(CommandForm):
+    """`CMD command`; an empty exec form (`CMD []`) is allowed."""
+
+    keyword: ClassVar[str] = "CMD"
+
+
+@fast_init
+@dataclass(frozen=True, kw_only=True)
+class EntrypointInstruction(CommandForm):
     """`ENTRYPOINT command`; `ENTRYPOINT []` resets it."""
 
     keyword: ClassVar[str] = "ENTRYPOINT"
-    command: tuple[str, ...]
-    json: bool
-
-    @property
-    def prepend_shell(self) -> bool:
-        """True for the shell form."""
-        return not self.json
 
 
 @fast_init

@@ -79,43 +79,42 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
-class DigestingWriter:
+class _Digesting:
+    """What the wrappers below share: the digest and size of the bytes passed so far."""
+
+    def __init__(self) -> None:
+        self._hasher = Hasher()
+
+    @property
+    def digest(self) -> str:
+        return self._hasher.digest
+
+    @property
+    def size(self) -> int:
+        return self._hasher.size
+
+
+class DigestingWriter(_Digesting):
     """A write-through wrapper that hashes and counts everything written to `target`."""
 
     def __init__(self, target: Writable) -> None:
+        super().__init__()
         self._target = target
-        self._hasher = Hasher()
 
     def write(self, data: bytes) -> int:
         written = self._target.write(data)
         self._hasher.update(data)
         return written
 
-    @property
-    def digest(self) -> str:
-        return self._hasher.digest
 
-    @property
-    def size(self) -> int:
-        return self._hasher.size
-
-
-class DigestingReader:
+class DigestingReader(_Digesting):
     """A read-through wrapper that hashes and counts everything read from `source`."""
 
     def __init__(self, source: BinaryIO) -> None:
+        super().__init__()
         self._source = source
-        self._hasher = Hasher()
 
     def read(self, size: int = -1) -> bytes:
         data = self._source.read(size)
         self._hasher.update(data)
         return data
-
-    @property
-    def digest(self) -> str:
-        return self._hasher.digest
-
-    @property
-    def size(self) -> int:
-        return self._hasher.size

@@ -41,7 +41,7 @@ from core.rootfs.paths import Root
 from core.run import reaper
 from core.run.fakeroot import read_state, write_seed
 from core.run.mountplan import host_root
-from core.run.process import Launch, exit_status, kill_descendants, supervise
+from core.run.process import Launch, kill_descendants, supervise
 from core.run.spec import Ownership, RunResult, RunSpec
 from core.run.tools import elf_interpreter
 
@@ -114,12 +114,8 @@ class FakechrootSandbox:
             recorded = read_state(state) if not outcome.timed_out else {}
         ownership = Ownership(creator=(spec.uid, spec.gid), recorded=recorded,
                               captures_chown=True)
-        if outcome.timed_out:
-            return RunResult(exit_code=137, signal=9, duration=outcome.duration, timed_out=True,
-                             ownership=ownership)
-        code, killed_by = exit_status(outcome.returncode)
-        return RunResult(exit_code=code, signal=killed_by, duration=outcome.duration,
-                         timed_out=False, ownership=ownership)
+        return RunResult.ended(outcome.returncode, duration=outcome.duration,
+                               timed_out=outcome.timed_out, ownership=ownership)
 
     def _argv(self, spec: RunSpec, root: Path, state: Path) -> tuple[str, ...]:
         restore: list[str] = []

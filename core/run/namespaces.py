@@ -33,7 +33,7 @@ from core.run import enter
 from core.run.handoff import EntryPlan, parse_status
 from core.run.mountplan import SYSTEM_PATHS, host_root, plan_mounts
 from core.run.placeholders import Placeholders
-from core.run.process import Launch, Outcome, exit_status, kill_processes, root_of, supervise
+from core.run.process import Launch, Outcome, kill_processes, root_of, supervise
 from core.run.spec import Ownership, RunResult, RunSpec, transient_targets
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def _result(outcome: Outcome, *, sandbox: str, init: bool) -> RunResult:
     for note in status.notes:
         log.info("%s sandbox: %s", sandbox, note)
     if outcome.timed_out:
-        return RunResult(exit_code=137, signal=9, duration=outcome.duration, timed_out=True)
+        return RunResult.ended(outcome.returncode, duration=outcome.duration, timed_out=True)
     if status.error is not None:
         raise SandboxError(f"{sandbox} sandbox: {status.error}")
     code = status.exit
@@ -168,6 +168,4 @@ def _result(outcome: Outcome, *, sandbox: str, init: bool) -> RunResult:
             detail = outcome.diagnostics or f"exit status {outcome.returncode}"
             raise SandboxError(f"{sandbox} sandbox failed before the step ended: {detail}")
         code = outcome.returncode
-    exit_code, signal = exit_status(code)
-    return RunResult(exit_code=exit_code, signal=signal, duration=outcome.duration,
-                     timed_out=False)
+    return RunResult.ended(code, duration=outcome.duration)

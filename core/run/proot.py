@@ -36,7 +36,7 @@ from pathlib import Path
 from core.errors import SandboxError
 from core.run.mountplan import DEVICES, host_root
 from core.run.placeholders import Kind, Placeholders
-from core.run.process import Launch, exit_status, kill_processes, supervise, tracer_of
+from core.run.process import Launch, kill_processes, supervise, tracer_of
 from core.run.spec import Mount, Ownership, RunResult, RunSpec, TmpfsMount, transient_targets
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,8 @@ class ProotSandbox:
         finally:
             placeholders.remove_all()
         ownership = Ownership(creator=(spec.uid, spec.gid))
-        if outcome.timed_out:
-            return RunResult(exit_code=137, signal=9, duration=outcome.duration, timed_out=True,
-                             ownership=ownership)
-        code, killed_by = exit_status(outcome.returncode)
-        return RunResult(exit_code=code, signal=killed_by, duration=outcome.duration,
-                         timed_out=False, ownership=ownership)
+        return RunResult.ended(outcome.returncode, duration=outcome.duration,
+                               timed_out=outcome.timed_out, ownership=ownership)
 
 
 def _check_cwd(placeholders: Placeholders, root: Path, cwd: str) -> None:

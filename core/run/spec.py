@@ -148,6 +148,19 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
 
+    @classmethod
+    def ended(cls, returncode: int, *, duration: float, timed_out: bool = False,
+              ownership: Ownership | None = None) -> RunResult:
+        """From a `subprocess` return code (negative: killed by that signal); a step killed
+        for running over its timeout ends as by SIGKILL (137)."""
+        if timed_out:
+            return cls(exit_code=137, signal=9, duration=duration, timed_out=True,
+                       ownership=ownership)
+        signal = -returncode if returncode < 0 else None
+        exit_code = 128 + signal if signal is not None else returncode
+        return cls(exit_code=exit_code, signal=signal, duration=duration, timed_out=False,
+                   ownership=ownership)
+
 
 class Sandbox(Protocol):
     """Runs RUN steps in a root directory. See the module notes for the placeholder contract."""
