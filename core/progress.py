@@ -4,6 +4,8 @@
 output indented under it, one line when it ends (`[2/7] done in 1.2s, layer 3.4 MB`), warnings
 and pushes, and a summary. `JsonProgress` is for machines: one JSON object per line, each with a
 `type` and a `time`. Both also end the build (`succeeded` / `failed`) and format log records.
+Every line they write, and every log record, goes through the process's `SecretSet` first,
+so secrets never reach the stream (the build adds its secrets to that set).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol, TextIO
@@ -30,8 +32,14 @@ from core.build.events import (
 from core.build.options import LogFormat
 from core.build.result import BuildResult
 from core.errors import BuildError, DockerfileError, StepError
+from core.redaction import SecretSet
 
 Clock = Callable[[], datetime]
+
+#: libraries whose DEBUG records dump HTTP headers and bodies (credentials, ECR and Secrets
+#: Manager answers): never shown below INFO, whatever the verbosity
+WIRE_LOGGERS = ("botocore", "boto3", "s3transfer", "google.auth", "google.api_core",
+                "google.cloud", "google.resumable_media")
 
 _LEVELS: Mapping[Level, int] = MappingProxyType({
     "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -109,11 +117,12 @@ class TextProgress:
     """Readable progress lines; `level` hides step lines above INFO and filters messages."""
 
     def __init__(self, stream: TextIO, *, level: int = logging.INFO, timestamps: bool = False,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, secrets: SecretSet | None = None) -> None:
         self._stream = stream
         self._level = level
         self._timestamps = timestamps
         self._clock = clock
+        self._secrets = secrets if secrets is not None else SecretSet()
         self._labels: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -164,7 +173,11 @@ class TextProgress:
                 return f"pushed {reference}" if verbose else None
         return None
 
+    def add_secrets(self, values: Iterable[str]) -> None:
+        self._secrets.add(*values)
+
     def _write(self, line: str) -> None:
+        line = self._secrets.text(line)
         if self._timestamps:
             line = f"{timestamp(self._clock())} {line}"
         self._stream.write(line + "\n")
@@ -175,11 +188,15 @@ class JsonProgress:
     """One JSON object per event and per line; `level` filters `message` events only."""
 
     def __init__(self, stream: TextIO, *, level: int = logging.INFO,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, secrets: SecretSet | None = None) -> None:
         self._stream = stream
         self._level = level
         self._clock = clock
+        self._secrets = secrets if secrets is not None else SecretSet()
         self._lock = threading.Lock()
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        self._secrets.add(*values)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, Message) and _LEVELS[event.level] < self._level:
@@ -210,7 +227,8 @@ class JsonProgress:
         self._write("build_failed", fields)
 
     def _write(self, kind: str, fields: dict[str, Any]) -> None:
-        record = {"type": kind, "time": timestamp(self._clock()), **fields}
+        record = {"type": kind, "time": timestamp(self._clock()),
+                  **self._secrets.redactor().scrub(fields)}
         line = json.dumps(record, sort_keys=False)
         with self._lock:
             self._stream.write(line + "\n")
@@ -218,15 +236,19 @@ class JsonProgress:
 
 
 def make_reporter(log_format: LogFormat, stream: TextIO, *, level: int = logging.INFO,
-                  timestamps: bool = False) -> Reporter:
+                  timestamps: bool = False, secrets: SecretSet | None = None) -> Reporter:
     """The reporter for `--log-format`."""
     if log_format == "json":
-        return JsonProgress(stream, level=level)
-    return TextProgress(stream, level=level, timestamps=timestamps)
+        return JsonProgress(stream, level=level, secrets=secrets)
+    return TextProgress(stream, level=level, timestamps=timestamps, secrets=secrets)
 
 
 class JsonLogFormatter(logging.Formatter):
     """Log records as JSON lines shaped like `JsonProgress` events (`"type": "log"`)."""
+
+    def __init__(self, *, secrets: SecretSet | None = None) -> None:
+        super().__init__()
+        self._secrets = secrets if secrets is not None else SecretSet()
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC)
@@ -235,35 +257,41 @@ class JsonLogFormatter(logging.Formatter):
                                   "message": record.getMessage()}
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
-        return json.dumps(fields)
+        return json.dumps(self._secrets.redactor().scrub(fields))
 
 
 class TextLogFormatter(logging.Formatter):
     """`warning core.registry.push: message`, optionally after an RFC 3339 timestamp."""
 
-    def __init__(self, *, timestamps: bool = False) -> None:
+    def __init__(self, *, timestamps: bool = False, secrets: SecretSet | None = None) -> None:
         super().__init__()
         self._timestamps = timestamps
+        self._secrets = secrets if secrets is not None else SecretSet()
 
     def format(self, record: logging.LogRecord) -> str:
         text = f"{record.levelname.lower()} {record.name}: {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
+        text = self._secrets.text(text)
         if self._timestamps:
             text = f"{timestamp(datetime.fromtimestamp(record.created, UTC))} {text}"
         return text
 
 
 def configure_logging(*, level: int, log_format: LogFormat, timestamps: bool,
-                      stream: TextIO) -> None:
+                      stream: TextIO, secrets: SecretSet | None = None) -> None:
     """Send the library's log records to `stream` in the chosen format (CLI start-up only).
 
     At the default verbosity (info) the progress lines already tell the story, so library
-    records show from WARNING up; `debug` and `trace` show the library's records too.
+    records show from WARNING up; `debug` and `trace` show the library's records too, but
+    never the wire dumps of `WIRE_LOGGERS`. Records are redacted with `secrets`.
     """
     logging.addLevelName(5, "TRACE")
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonLogFormatter() if log_format == "json"
-                         else TextLogFormatter(timestamps=timestamps))
+    handler.setFormatter(JsonLogFormatter(secrets=secrets) if log_format == "json"
+                         else TextLogFormatter(timestamps=timestamps, secrets=secrets))
     threshold = level if level < logging.INFO else max(level, logging.WARNING)
     logging.basicConfig(level=threshold, handlers=[handler], force=True)
+    logging.getLogger("core").setLevel(logging.NOTSET)  # the root's threshold decides
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(threshold, logging.INFO))

@@ -3,7 +3,9 @@
 - `http://` and `https://` sources are downloaded into a staging directory (streamed, verified
   against `--checksum` when given) and copied as a file named after the URL's last path
   component (`__unnamed__` when it has none), mode 0600, as BuildKit's HTTP source makes it.
-  Any other `scheme://` is refused. Remote archives are not unpacked unless `--unpack`.
+  Any other `scheme://` (and `file:`, `data:` and the like without slashes) is refused, and so
+  are loopback, link-local and metadata addresses unless allowed (`url_policy`, enforced when
+  connecting by `url_fetch`). Remote archives are not unpacked unless `--unpack`.
 - A local file that is a tar archive (plain, gzip, bzip2, xz or zstd) is unpacked into the
   destination instead of copied; ownership comes from the archive unless `--chown` is given.
   The archive is unpacked into a staging directory first (contained, with whiteout names kept
@@ -22,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 
+from core.build.url_fetch import FetchError, open_url
+from core.build.url_policy import UrlPolicy, UrlRefusedError
 from core.errors import StepError
 from core.rootfs import EntryMetadata, MetadataMap, Root
 from core.rootfs.apply import Applier
@@ -34,9 +38,10 @@ from core.rootfs.tarstream import TarReader
 log = logging.getLogger(__name__)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME_ONLY = re.compile(r"^(?:file|data|ftps?|sftp|tftp|gopher|dict|ldaps?|ssh|scp|git|jar|"
+                          r"netdoc|smb|nfs|mailto|javascript):", re.IGNORECASE)
 _GIT_URL = re.compile(r"\.git(?:#.*)?$")
 _CHUNK = 1 << 20
-_TIMEOUT = (10.0, 60.0)
 
 
 def is_url(source: str) -> bool:
@@ -46,7 +51,8 @@ def is_url(source: str) -> bool:
 def check_scheme(source: str) -> None:
     """Refuse sources that are neither context paths nor plain http(s) URLs (git repositories
     given as `https://host/x.git` or `git@...` are not supported)."""
-    if (_SCHEME.match(source) and not is_url(source)) or source.startswith("git@"):
+    foreign = (_SCHEME.match(source) or _SCHEME_ONLY.match(source)) and not is_url(source)
+    if foreign or source.startswith("git@"):
         raise StepError(f"unsupported ADD source {source!r}: only http:// and https:// URLs "
                         "and paths in the build context are supported")
     if is_url(source) and _GIT_URL.search(source):
@@ -70,9 +76,10 @@ class Download:
     name: str
 
 
-def download(url: str, staging: Path, *, checksum: str = "",
-             session: requests.Session | None = None) -> Download:
-    """Fetch `url` into `staging`; verify `checksum` (`sha256:...`) when given."""
+def download(url: str, staging: Path, *, policy: UrlPolicy | None = None, checksum: str = "",
+             ca_certs: str | None = None) -> Download:
+    """Fetch `url` into `staging` as `policy` allows (default: public and private addresses
+    only); verify `checksum` (`sha256:...`) when given."""
     name = os.path.basename(urlsplit(url).path) or "__unnamed__"
     if name in (".", ".."):
         name = "__unnamed__"
@@ -81,21 +88,21 @@ def download(url: str, staging: Path, *, checksum: str = "",
     if checksum and (algorithm not in ("sha256", "sha384", "sha512") or not expected):
         raise StepError(f"invalid checksum {checksum!r}: expected sha256:<hex>")
     hasher = hashlib.new(algorithm or "sha256")
-    http = session or requests.Session()
     try:
-        with http.get(url, stream=True, timeout=_TIMEOUT) as response:
-            if response.status_code != 200:
-                raise StepError(f"ADD {url}: HTTP {response.status_code}")
+        with open_url(url, policy or UrlPolicy(), ca_certs=ca_certs) as response:
+            if response.status != 200:
+                raise StepError(f"ADD {url}: HTTP {response.status}")
             with open(target, "wb") as out:
-                for chunk in response.iter_content(_CHUNK):
+                for chunk in response.stream(_CHUNK, decode_content=True):
                     hasher.update(chunk)
                     out.write(chunk)
             modified = response.headers.get("Last-Modified")
-    except requests.RequestException as error:
+    except UrlRefusedError as error:
+        raise UrlRefusedError(f"ADD {error.message}") from None
+    except FetchError as error:
+        raise StepError(f"ADD {url}: {error.message}") from None
+    except urllib3.exceptions.HTTPError as error:
         raise StepError(f"ADD {url}: {error}") from None
-    finally:
-        if session is None:
-            http.close()
     if checksum and hasher.hexdigest() != expected.lower():
         raise StepError(f"ADD {url}: digest mismatch: got {algorithm}:{hasher.hexdigest()}, "
                         f"expected {checksum}")

@@ -5,16 +5,17 @@ BuildKit formats some entries with Go's `fmt` verbs, reproduced here:
 - `SHELL %v`, `VOLUME %v`, `EXPOSE %v` of a slice: `[/bin/bash -c]`;
 - `HEALTHCHECK %+v` of the healthcheck struct, durations in Go's `time.Duration` form.
 Steps with a file-system result (RUN, COPY, ADD) get the ` # buildkit` suffix; RUN lists the
-build args in scope as `|N A=a B=b` before the command. Every entry carries the comment
-`buildkit.dockerfile.v0`.
+build args in scope as `|N A=a B=b` before the command (secret build args as `NAME=****`).
+Every entry carries the comment `buildkit.dockerfile.v0`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from core.image.config import Healthcheck
 from core.plan import ArgValue
+from core.redaction import REDACTED, Redactor
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 BUILDKIT_SUFFIX = " # buildkit"
@@ -87,11 +88,15 @@ def healthcheck_text(check: Healthcheck) -> str:
             + f" Retries:{check.retries}}}")
 
 
-def run_text(argv: Sequence[str], build_args: Sequence[ArgValue]) -> str:
-    """`RUN [|N K=v ...] argv... # buildkit` (args declared twice are listed once)."""
+def run_text(argv: Sequence[str], build_args: Sequence[ArgValue], *,
+             secret_names: Collection[str] = (), redactor: Redactor | None = None) -> str:
+    """`RUN [|N K=v ...] argv... # buildkit` (args declared twice are listed once). The value
+    of a secret build arg, or of an arg holding a secret value (`redactor`), is `****`."""
     values: dict[str, str] = {}
     for arg in build_args:
-        values[arg.name] = arg.value if arg.value is not None else ""
+        value = arg.value if arg.value is not None else ""
+        hidden = arg.name in secret_names or (redactor is not None and redactor.found(value))
+        values[arg.name] = REDACTED if hidden else value
     prefix = [f"|{len(values)}", *(f"{k}={v}" for k, v in values.items())] if values else []
     return "RUN " + " ".join([*prefix, *argv]) + BUILDKIT_SUFFIX
 

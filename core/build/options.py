@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.build.url_policy import UrlPolicy
+
 SnapshotMode = Literal["redo", "full", "time"]
 Compression = Literal["gzip", "zstd"]
 ImageFormat = Literal["docker", "oci"]
@@ -40,11 +42,16 @@ class RegistryOptions:
     registry_mirrors: tuple[str, ...] = ()  # mirrors for docker.io, tried in order
     ca_bundle: Path | None = None
     push_retry: int = 3
+    #: the directory of the docker `config.json` (None: `$DOCKER_CONFIG`, else `~/.docker`)
+    docker_config: Path | None = None
+    #: variables credential helpers get on top of this process's environment (a service
+    #: gives each build its own HOME, TMPDIR, DOCKER_CONFIG and PATH this way)
+    helper_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class CacheOptions:
-    """--cache, --cache-repo, --cache-ttl."""
+    """--cache, --cache-repo, --cache-ttl; --base-cache, --base-cache-budget."""
 
     enabled: bool = False
     repo: str | None = None  # a registry repository or "oci:DIR"
@@ -52,7 +59,7 @@ class CacheOptions:
     run_layers: bool = True
     copy_layers: bool = True
     base_dir: Path | None = None  # keep pulled base layers here between builds
-    base_budget: int = 2 << 30  # bytes the base layer cache may hold
+    base_budget: int = 2 << 30  # bytes it may hold (at most a quarter of the free space)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,9 @@ class BuildOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None  # --custom-platform, e.g. "linux/arm64/v8"
     secrets: tuple[SecretSource, ...] = ()
+    #: names of build args whose values are secret: usable by RUN, shown as `****` in the
+    #: image history, logs, errors, events and results (see `core.build.secrets`)
+    secret_build_args: frozenset[str] = frozenset()
     snapshot_mode: SnapshotMode = "redo"
     single_snapshot: bool = False
     reproducible: bool = False
@@ -94,5 +104,6 @@ class BuildOptions:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     cache: CacheOptions = field(default_factory=CacheOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
+    add_urls: UrlPolicy = field(default_factory=UrlPolicy)  # hosts ADD <url> may reach
     disk_budget: int | None = None  # bytes; None: what the filesystem can spare
     deadline: float | None = None  # time.monotonic() value by which the build must end

@@ -7,16 +7,18 @@ hosts for both. The `--skip-tls-verify*` family works the same way for TLS verif
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.build.options import BuildOptions
 from core.image.reference import Reference, parse_reference
 from core.plan import BuildPlan, ImageBase
-from core.registry import RegistryClient
+from core.registry import RegistryClient, default_credentials
 
 
-def make_registry(options: BuildOptions, plan: BuildPlan,
-                  destinations: Sequence[Reference]) -> RegistryClient:
+def make_registry(options: BuildOptions, plan: BuildPlan, destinations: Sequence[Reference],
+                  *, on_secret: Callable[[str], None] | None = None) -> RegistryClient:
+    """A client for the build's registries; `on_secret` hears each credential and token it
+    obtains (see `RegistryClient`)."""
     settings = options.registry
     push_hosts = {ref.registry for ref in destinations}
     pull_hosts = {parse_reference(image.ref).registry for image in _images(plan)}
@@ -34,7 +36,10 @@ def make_registry(options: BuildOptions, plan: BuildPlan,
     return RegistryClient(insecure_registries=sorted(insecure),
                           skip_tls_verify=sorted(skip_verify),
                           ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
-                          retries=max(settings.push_retry, 1))
+                          retries=max(settings.push_retry, 1),
+                          credentials=default_credentials(settings.docker_config,
+                                                          settings.helper_env),
+                          on_secret=on_secret)
 
 
 def _images(plan: BuildPlan) -> list[ImageBase]:

@@ -26,6 +26,7 @@ from core.build.options import (
     SecretSource,
     SnapshotMode,
 )
+from core.build.url_policy import UrlPolicy
 from core.errors import ImageError, UsageError
 from core.flags.context import (
     check_sub_path,
@@ -39,6 +40,7 @@ from core.flags.values import (
     parse_duration,
     parse_labels,
     parse_secret,
+    parse_secret_build_args,
     parse_size,
     parse_verbosity,
 )
@@ -107,12 +109,29 @@ def _input_fields(args: argparse.Namespace, *, environ: Mapping[str, str], cwd: 
         "context_sub_path": sub_path,
         "dockerfile": resolve_dockerfile(args.dockerfile, context=context, sub_path=sub_path,
                                          cwd=cwd),
-        "build_args": parse_build_args(args.build_arg or (), environ),
+        **_build_arg_fields(args, environ),
         "target": args.target or None,
         "labels": parse_labels(args.label or ()),
         "platform": _platform(platform) if platform else None,
         "secrets": _secrets(args.secret or (), environ=environ, cwd=cwd),
+        "add_urls": _add_urls(args),
     }
+
+
+def _add_urls(args: argparse.Namespace) -> UrlPolicy:
+    try:
+        return UrlPolicy.parse(args.allow_url_host or (),
+                               allow_private=args.allow_private_urls is not False)
+    except ValueError as e:
+        raise UsageError(f"--allow-url-host: {e}") from None
+
+
+def _build_arg_fields(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """`build_args` and `secret_build_args` from --build-arg and --secret-build-arg."""
+    build_args, secret = parse_secret_build_args(
+        getattr(args, "secret_build_arg", None) or (),
+        parse_build_args(args.build_arg or (), environ), environ)
+    return {"build_args": build_args, "secret_build_args": secret}
 
 
 def _platform(text: str) -> str:
@@ -249,7 +268,24 @@ def _cache_options(args: argparse.Namespace, *, output: OutputOptions, cwd: Path
         enabled=enabled, repo=repo,
         ttl_seconds=max(1, round(ttl)) if ttl is not None else CacheOptions().ttl_seconds,
         run_layers=args.cache_run_layers is not False,
-        copy_layers=args.cache_copy_layers is not False)
+        copy_layers=args.cache_copy_layers is not False,
+        **_base_cache_fields(args, cwd=cwd, warnings=warnings))
+
+
+def _base_cache_fields(args: argparse.Namespace, *, cwd: Path,
+                       warnings: list[str]) -> dict[str, Any]:
+    """--base-cache DIR and --base-cache-budget SIZE (independent of --cache)."""
+    fields: dict[str, Any] = {}
+    if args.base_cache_budget:
+        fields["base_budget"] = parse_size(args.base_cache_budget, flag="--base-cache-budget")
+        if not args.base_cache:
+            warnings.append("--base-cache-budget has no effect without --base-cache")
+    if args.base_cache:
+        directory = cwd / Path(args.base_cache).expanduser()
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"--base-cache {args.base_cache}: not a directory")
+        fields["base_dir"] = directory
+    return fields
 
 
 def _cache_repo(text: str, *, cwd: Path) -> str:

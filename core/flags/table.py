@@ -29,7 +29,8 @@ class RejectedFlag:
 
 REJECTED_FLAGS: tuple[RejectedFlag, ...] = (
     RejectedFlag(("--bucket", "-b"), "use --context gs://BUCKET/OBJECT"),
-    RejectedFlag(("--cache-dir",), "base images are not cached locally; use --cache-repo"),
+    RejectedFlag(("--cache-dir",), "use --base-cache DIR to keep pulled base layers; kaniko "
+                                   "warmer directories are not read"),
     RejectedFlag(("--compressed-caching",)),
     RejectedFlag(("--credential-helpers",), "registry credentials come from the docker config, "
                                             "ECR and Google automatically"),
@@ -115,11 +116,21 @@ def _add_input_flags(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--build-arg", action="append", metavar="NAME[=VALUE]",
                    help="a build argument; NAME alone takes the value from the environment "
                         "(repeatable)")
+    g.add_argument("--secret-build-arg", action="append", metavar="NAME[=VALUE]",
+                   help="a build argument whose value is secret: RUN sees it, history, logs "
+                        "and results show ****; NAME alone takes the --build-arg NAME value, "
+                        "else the environment variable NAME (repeatable)")
     g.add_argument("--target", metavar="STAGE", help="build this stage and stop")
     g.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="an image label (repeatable)")
     g.add_argument("--secret", action="append", metavar="id=ID,src=FILE|env=VAR",
                    help="a secret for RUN --mount=type=secret (repeatable)")
+    g.add_argument("--allow-url-host", action="append", metavar="HOST[:PORT]",
+                   help="let ADD fetch from this URL host even on a loopback, link-local or "
+                        "metadata address (repeatable)")
+    _add_bool(g, "--allow-private-urls",
+              "let ADD fetch from private addresses: 10/8, 172.16/12, 192.168/16, 100.64/10, "
+              "fc00::/7 (default: true)")
     g.add_argument("--custom-platform", metavar="OS/ARCH[/VARIANT]",
                    help="the platform to build for (default: this machine's)")
     g.add_argument("--customPlatform", dest="custom_platform_deprecated",
@@ -184,6 +195,11 @@ def _add_cache_flags(g: argparse._ArgumentGroup) -> None:
                    help="how long cached layers stay valid (default: 336h)")
     _add_bool(g, "--cache-run-layers", "cache RUN layers (default: true)")
     _add_bool(g, "--cache-copy-layers", "cache COPY/ADD layers (default: true)")
+    g.add_argument("--base-cache", metavar="DIR",
+                   help="keep pulled base image layers in DIR and reuse them in later builds")
+    g.add_argument("--base-cache-budget", metavar="SIZE",
+                   help="most the base layer cache may hold, e.g. 1G (default: 2G, and never "
+                        "more than a quarter of the free space)")
 
 
 def _add_runtime_flags(g: argparse._ArgumentGroup) -> None:

@@ -92,7 +92,8 @@ def split_pair(text: str, *, flag: str) -> tuple[str, str]:
     """`KEY=VALUE` (the value may be empty and may contain `=`)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"{flag}: expected KEY=VALUE, got {text!r}")
+        raise UsageError(f"{flag}: expected KEY=VALUE, got {key!r}"
+                         f"{'=...' if sep else ''}")
     return key.strip(), value
 
 
@@ -118,6 +119,29 @@ def parse_build_args(items: Iterable[str], environ: Mapping[str, str]) -> dict[s
         elif name in environ:
             args[name] = environ[name]
     return args
+
+
+def parse_secret_build_args(items: Iterable[str], build_args: Mapping[str, str],
+                            environ: Mapping[str, str]) -> tuple[dict[str, str], frozenset[str]]:
+    """`--secret-build-arg NAME=value` or `NAME`: (all build args, the secret names).
+
+    `NAME=value` sets the value (over a `--build-arg` of that name); `NAME` alone keeps the
+    `--build-arg NAME` value, else takes the environment variable NAME (unset: skipped, the
+    Dockerfile's default applies). Error messages never show a value.
+    """
+    args = dict(build_args)
+    names: set[str] = set()
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not _ARG_NAME.fullmatch(name):
+            raise UsageError("--secret-build-arg: invalid argument name "
+                             f"{name[:40]!r} (expected NAME=value or NAME)")
+        names.add(name)
+        if sep:
+            args[name] = value
+        elif name not in args and name in environ:
+            args[name] = environ[name]
+    return args, frozenset(names)
 
 
 def parse_secret(text: str, *, environ: Mapping[str, str], cwd: Path) -> SecretSource:

@@ -4,7 +4,8 @@ An `Authenticator` serves one registry host. It learns the challenge from `GET /
 Basic challenges with the provider's credentials, and for Bearer challenges fetches tokens from
 the realm (GET with Basic credentials, or POST with a refresh token for identity tokens),
 caching them per scope set until shortly before they expire. After a 401 the caller hands the
-response to `refresh_after_unauthorized` and retries once.
+response to `refresh_after_unauthorized` and retries once. Credentials and tokens are never
+logged; `on_secret` hears each one as it becomes known, so that a build can redact it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
 from core.errors import AuthError, RegistryError
+from core.redaction import basic_forms
 from core.registry.credentials import Credentials
 from core.registry.errors import auth_error, error_from_response
 from core.registry.transport import Transport
@@ -85,6 +88,35 @@ class Token:
     expires_at: float
 
 
+def credential_secrets(credentials: Credentials) -> set[str]:
+    """Every secret string of `credentials`, in the forms they take on the wire."""
+    found = {credentials.identity_token, credentials.registry_token}
+    found |= basic_forms(credentials.username, credentials.password)
+    return {value for value in found if value}
+
+
+def docker_config_secrets(config: Mapping[str, Any]) -> set[str]:
+    """The secrets in a loaded docker `config.json`: each `auths` entry's `auth` (and the
+    password inside it), `password`, `identitytoken` and `registrytoken`."""
+    found: set[str] = set()
+    entries = config.get("auths")
+    for entry in entries.values() if isinstance(entries, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        for name in ("auth", "password", "identitytoken", "registrytoken"):
+            value = entry.get(name)
+            if isinstance(value, str) and value:
+                found.add(value)
+        encoded = entry.get("auth")
+        if isinstance(encoded, str) and encoded:
+            try:
+                decoded = base64.b64decode(encoded, validate=False).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            found.add(decoded.partition(":")[2])
+    return {value for value in found if value}
+
+
 def basic_header(credentials: Credentials) -> str:
     raw = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
@@ -95,8 +127,10 @@ class Authenticator:
 
     def __init__(self, transport: Transport,
                  credentials: Callable[[], Credentials | None], *,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic,
+                 on_secret: Callable[[str], None] | None = None) -> None:
         self._transport = transport
+        self._on_secret = on_secret
         self._lookup = credentials
         self._clock = clock
         self._lock = threading.RLock()
@@ -147,7 +181,16 @@ class Authenticator:
         if not self._looked_up:
             self._credentials = self._lookup()
             self._looked_up = True
+            if self._credentials is not None:
+                self._reveal(*credential_secrets(self._credentials))
         return self._credentials
+
+    def _reveal(self, *values: str) -> None:
+        """Tell the build's redaction about secrets it could not know in advance."""
+        if self._on_secret is not None:
+            for value in values:
+                if value:
+                    self._on_secret(value)
 
     def _ping(self) -> None:
         response = self._transport.send("GET", self._transport.url("/v2/"), action="ping")
@@ -165,6 +208,7 @@ class Authenticator:
         if cached is not None and cached.expires_at > self._clock():
             return cached
         token = self._fetch_token(challenge, key)
+        self._reveal(token.value)
         self._tokens[key] = token
         return token
 

@@ -1,13 +1,16 @@
 """`RegistryClient`: the registry API the build engine uses, over one connection per registry.
 
 All options are keyword-only. The client is safe to share between threads; close it (or use
-it as a context manager) to release its HTTP sessions.
+it as a context manager) to release its HTTP sessions. `on_secret` hears every credential the
+client looks up and every token it fetches (from any thread), so that a build can redact them.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 
 from core.errors import DigestMismatchError
@@ -17,7 +20,12 @@ from core.image.mediatypes import ACCEPT_HEADER
 from core.image.reference import DOCKER_HUB, DOCKER_HUB_API, Reference, Repository
 from core.registry.auth import Authenticator
 from core.registry.connection import Connection
-from core.registry.credentials import ChainProvider, CredentialProvider, DockerConfigProvider
+from core.registry.credentials import (
+    ChainProvider,
+    CredentialProvider,
+    DockerConfigProvider,
+    run_helper,
+)
 from core.registry.pull import (
     ManifestResponse,
     PulledImage,
@@ -35,12 +43,16 @@ from core.registry.upload import MiB, UploadOptions, upload_stream
 Located = Reference | Repository
 
 
-def default_credentials() -> CredentialProvider:
-    """docker config.json first, then ECR and Google registries' own credentials."""
+def default_credentials(docker_config: Path | None = None,
+                        helper_env: Mapping[str, str] | None = None) -> CredentialProvider:
+    """docker config.json first, then ECR and Google registries' own credentials.
+    `docker_config`: the config's directory (None: `$DOCKER_CONFIG`, else `~/.docker`);
+    `helper_env`: variables credential helpers get on top of this process's environment."""
     from core.cloud.registry_auth import EcrCredentialProvider, GoogleCredentialProvider
 
-    return ChainProvider((DockerConfigProvider(), EcrCredentialProvider(),
-                          GoogleCredentialProvider()))
+    helpers = functools.partial(run_helper, env=helper_env) if helper_env else run_helper
+    return ChainProvider((DockerConfigProvider(docker_config, helpers),
+                          EcrCredentialProvider(), GoogleCredentialProvider()))
 
 
 class RegistryClient:
@@ -62,6 +74,7 @@ class RegistryClient:
         max_concurrent_uploads: int = 3,
         credentials: CredentialProvider | None = None,
         session_factory: SessionFactory | None = None,
+        on_secret: Callable[[str], None] | None = None,
     ) -> None:
         self.transport_options = TransportOptions(
             insecure_registries=frozenset(insecure_registries),
@@ -74,6 +87,7 @@ class RegistryClient:
             max_concurrent=max_concurrent_uploads)
         self._credentials = credentials if credentials is not None else default_credentials()
         self._session_factory = session_factory
+        self._on_secret = on_secret
         self._connections: dict[str, Connection] = {}
         self._lock = threading.Lock()
 
@@ -85,7 +99,8 @@ class RegistryClient:
             if conn is None:
                 transport = Transport(host, self.transport_options, self._session_factory)
                 provider = self._credentials
-                auth = Authenticator(transport, lambda: provider(registry))
+                auth = Authenticator(transport, lambda: provider(registry),
+                                     on_secret=self._on_secret)
                 conn = self._connections[host] = Connection(transport, auth)
             return conn
 

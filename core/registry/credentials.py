@@ -90,12 +90,14 @@ def registry_key(name: str) -> str:
 HelperRunner = Callable[[str, str], str]
 
 
-def run_helper(helper: str, registry: str) -> str:
-    """Run `docker-credential-<helper> get` with `registry` on stdin; return its stdout."""
+def run_helper(helper: str, registry: str, *, env: Mapping[str, str] | None = None) -> str:
+    """Run `docker-credential-<helper> get` with `registry` on stdin; return its stdout.
+    `env`: variables set on top of this process's environment (PATH finds the helper)."""
     program = f"docker-credential-{helper}"
+    environ = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run([program, "get"], input=registry, capture_output=True,
-                              text=True, timeout=_HELPER_TIMEOUT, check=False)
+                              text=True, timeout=_HELPER_TIMEOUT, check=False, env=environ)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AuthError(f"credential helper {program} could not run ({type(exc).__name__})",
                         registry=registry) from None

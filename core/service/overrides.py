@@ -13,13 +13,14 @@ import fnmatch
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from core.build.options import BuildOptions, CacheOptions, OutputOptions, RegistryOptions
+from core.build.url_policy import UrlPolicy
 from core.errors import ImageReferenceError
 from core.image.reference import Reference, parse_reference
 from core.service.events import ARCHIVE_SUFFIXES, BuildRequest
@@ -29,12 +30,13 @@ from core.service.settings import (
     mapping_from_json,
     parse_list,
     parse_mapping,
+    parse_names,
 )
 
 METADATA_PREFIX = "bucketbuild-"
 ARCHIVE_SETTINGS = "bucketbuild.json"
 FIELDS = ("destination", "dockerfile", "target", "build-args", "labels", "platform",
-          "context-sub-path")
+          "context-sub-path", "secret-build-args")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _TEMPLATE_FIELDS = frozenset({"bucket", "key", "name", "version"})
 _COMPONENT_JUNK = re.compile(r"[^a-z0-9._-]+")
@@ -64,6 +66,7 @@ class Overrides:
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
     context_sub_path: str | None = None
+    secret_build_args: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,17 +105,21 @@ def _overrides(values: Mapping[str, Any], *, source: str, prefix: str) -> Overri
     if unknown:
         raise SettingsError(f"{source}: unknown setting {prefix}{unknown[0]} "
                             f"(known: {', '.join(prefix + f for f in FIELDS)})")
-    try:
-        return Overrides(
-            destinations=_destinations(values.get("destination")),
-            dockerfile=_string(values.get("dockerfile")),
-            target=_string(values.get("target")),
-            build_args=_pairs(values.get("build-args")),
-            labels=_pairs(values.get("labels")),
-            platform=_string(values.get("platform")),
-            context_sub_path=_string(values.get("context-sub-path")))
-    except ValueError as exc:
-        raise SettingsError(f"{source}: {exc}") from None
+    def parsed(name: str, parse: Callable[[Any], Any]) -> Any:
+        try:
+            return parse(values.get(name))
+        except ValueError as exc:
+            raise SettingsError(f"{source}: {prefix}{name}: {exc}") from None
+
+    return Overrides(
+        destinations=parsed("destination", _destinations),
+        dockerfile=parsed("dockerfile", _string),
+        target=parsed("target", _string),
+        build_args=parsed("build-args", _pairs),
+        labels=parsed("labels", _pairs),
+        platform=parsed("platform", _string),
+        context_sub_path=parsed("context-sub-path", _string),
+        secret_build_args=parsed("secret-build-args", _secret_names))
 
 
 def _destinations(value: Any) -> tuple[str, ...] | None:
@@ -129,8 +136,19 @@ def _string(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {json.dumps(value)}")
+        raise ValueError(f"expected a string, got {type(value).__name__}")
     return value.strip() or None
+
+
+def _secret_names(value: Any) -> frozenset[str]:
+    """Build arg names marked secret: a comma list, or a JSON list of names."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise ValueError("secret-build-args must be a string or a list of names")
+    return parse_names(value)
 
 
 def _pairs(value: Any) -> Mapping[str, str]:
@@ -152,6 +170,8 @@ def build_options(request: BuildRequest, *, config: ServiceConfig, metadata: Ove
     return BuildOptions(
         context=placement.context, dockerfile=dockerfile, context_sub_path=sub_path,
         build_args=_merged(config.build_args, archive.build_args, metadata.build_args),
+        secret_build_args=(config.secret_build_args | archive.secret_build_args
+                           | metadata.secret_build_args),
         target=_first(layers, "target") or config.target,
         labels=_merged(config.labels, archive.labels, metadata.labels),
         platform=_first(layers, "platform") or config.platform,
@@ -160,9 +180,11 @@ def build_options(request: BuildRequest, *, config: ServiceConfig, metadata: Ove
                                  skip_tls_verify_registries=config.skip_tls_verify_registries,
                                  registry_mirrors=config.registry_mirrors),
         cache=CacheOptions(enabled=config.cache_repo is not None, repo=config.cache_repo,
-                           ttl_seconds=config.cache_ttl),
+                           ttl_seconds=config.cache_ttl, base_dir=config.base_cache_dir(),
+                           base_budget=config.base_cache_budget or CacheOptions().base_budget),
         output=OutputOptions(destinations=destinations, image_format=config.image_format,
                              compression=config.compression),
+        add_urls=UrlPolicy(config.allow_url_hosts, config.allow_private_urls),
         disk_budget=config.disk_budget, deadline=placement.deadline)
 
 

@@ -18,8 +18,9 @@ from types import MappingProxyType
 from typing import Any, get_args
 
 from core.build.options import Compression, ImageFormat, Isolation
+from core.build.url_policy import HostRule, parse_host_rule
 from core.errors import UsageError
-from core.flags.values import parse_duration, parse_size
+from core.flags.values import parse_bool, parse_duration, parse_size
 
 PREFIX = "BUCKETBUILD_"
 DEFAULT_TIMEOUT = 540.0  # Cloud Functions gen2's longest event-driven timeout, in seconds
@@ -42,6 +43,7 @@ class ServiceConfig:
     dockerfile: str = "Dockerfile"
     target: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
+    secret_build_args: frozenset[str] = frozenset()  # names whose values are redacted
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
     cache_repo: str | None = None
@@ -62,6 +64,16 @@ class ServiceConfig:
     max_context_bytes: int | None = None
     image_format: ImageFormat = "docker"
     compression: Compression = "gzip"
+    allow_url_hosts: tuple[HostRule, ...] = ()  # ADD <url> hosts reached even on loopback
+    allow_private_urls: bool = True
+    base_cache: Path | None = None  # None: WORK_ROOT/base-cache
+    base_cache_budget: int | None = None  # None: CacheOptions' default; 0: no base cache
+
+    def base_cache_dir(self) -> Path | None:
+        """Where pulled base layers stay between warm invocations (None: not kept)."""
+        if self.base_cache_budget == 0:
+            return None
+        return self.base_cache or self.work_root / "base-cache"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -96,10 +108,12 @@ def parse_mapping(text: str) -> Mapping[str, str]:
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON object ({exc.msg})") from None
     pairs: dict[str, str] = {}
-    for item in parse_list(stripped):
+    items = parse_list(stripped)
+    for position, item in enumerate(items, start=1):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():  # not quoted: a comma inside a secret value splits it
+            raise ValueError(f"expected KEY=VALUE, item {position} of {len(items)} is not "
+                             "(its text is not shown: it may hold part of a secret)")
         pairs[key.strip()] = value
     return MappingProxyType(pairs)
 
@@ -153,12 +167,37 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
+def _absolute(text: str) -> Path:
+    path = Path(text.strip())
+    if not path.is_absolute():
+        raise ValueError(f"must be an absolute path, got {text!r}")
+    return path
+
+
+def _budget(text: str) -> int:
+    """A size, or `0` / `off` for none."""
+    return 0 if text.strip().lower() in ("0", "off") else _size(text)
+
+
 def _ttl(text: str) -> int:
     return int(parse_seconds(text))
 
 
 def _allow_list(text: str) -> tuple[str, ...]:
     return parse_list(text)
+
+
+def parse_names(text: str) -> frozenset[str]:
+    """Comma-separated build arg names."""
+    names = parse_list(text)
+    bad = next((n for n in names if not n.isidentifier() or not n.isascii()), None)
+    if bad is not None:
+        raise ValueError(f"invalid build arg name {bad[:40]!r}")
+    return frozenset(names)
+
+
+def _url_hosts(text: str) -> tuple[HostRule, ...]:
+    return tuple(parse_host_rule(item) for item in parse_list(text))
 
 
 #: environment name (without the prefix) -> (attribute, parser, meaning)
@@ -168,6 +207,7 @@ NAMES: Mapping[str, tuple[str, Callable[[str], Any], str]] = MappingProxyType({
     "DOCKERFILE": ("dockerfile", _text, "Dockerfile path in the context"),
     "TARGET": ("target", _text, "stage to build"),
     "BUILD_ARGS": ("build_args", parse_mapping, "build arguments"),
+    "SECRET_BUILD_ARGS": ("secret_build_args", parse_names, "build args whose values are secret"),
     "LABELS": ("labels", parse_mapping, "image labels"),
     "PLATFORM": ("platform", _text, "target platform"),
     "CACHE_REPO": ("cache_repo", _text, "layer cache repository"),
@@ -188,4 +228,8 @@ NAMES: Mapping[str, tuple[str, Callable[[str], Any], str]] = MappingProxyType({
     "MAX_CONTEXT_BYTES": ("max_context_bytes", _size, "largest archive accepted"),
     "IMAGE_FORMAT": ("image_format", _choice(ImageFormat), "manifest format"),
     "COMPRESSION": ("compression", _choice(Compression), "layer compression"),
+    "ALLOW_URL_HOSTS": ("allow_url_hosts", _url_hosts, "ADD URL hosts allowed on any address"),
+    "ALLOW_PRIVATE_URLS": ("allow_private_urls", parse_bool, "ADD from private addresses"),
+    "BASE_CACHE": ("base_cache", _absolute, "base layers kept between invocations"),
+    "BASE_CACHE_BUDGET": ("base_cache_budget", _budget, "base layer cache size (0: off)"),
 })

@@ -270,7 +270,8 @@ def test_e2e_refused_kaniko_flag(tmp_path: Path) -> None:
     done = run_build_cli("--no-push", "--cache-dir=/cache", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == ("error: --cache-dir is a kaniko flag bucketbuild does not implement "
-                           "(base images are not cached locally; use --cache-repo)\n")
+                           "(use --base-cache DIR to keep pulled base layers; kaniko warmer "
+                           "directories are not read)\n")
 
 
 def test_e2e_unknown_flag(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core.build.url_policy import UrlPolicy
 from core.errors import StepError
 from tests.build.conftest import Builder, Recorder
 
@@ -184,10 +185,12 @@ def test_add_downloads_urls_and_verifies_checksums(builder: Builder, tmp_path: P
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/tool.sh"
         digest = "sha256:" + hashlib.sha256((served / "tool.sh").read_bytes()).hexdigest()
+        loopback = UrlPolicy.parse([f"127.0.0.1:{server.server_address[1]}"])  # on purpose
         builder.build(f"FROM scratch\nADD --checksum={digest} {url} /bin/\nADD {url} /named\n",
-                      tag="test/url:1")
+                      tag="test/url:1", add_urls=loopback)
         with pytest.raises(StepError, match="digest mismatch"):
-            builder.build(f"FROM scratch\nADD --checksum=sha256:{'0' * 64} {url} /x\n")
+            builder.build(f"FROM scratch\nADD --checksum=sha256:{'0' * 64} {url} /x\n",
+                          add_urls=loopback)
     finally:
         server.shutdown()
         server.server_close()

@@ -62,11 +62,30 @@ def test_environment_values_are_parsed() -> None:
     ("LABELS", "novalue", "expected KEY=VALUE"),
     ("DISK_BUDGET", "lots", "invalid size"),
     ("DESTNATION", "x", "unknown setting BUCKETBUILD_DESTNATION"),
+    ("BASE_CACHE", "base-cache", "must be an absolute path"),
+    ("BASE_CACHE_BUDGET", "big", "invalid size"),
+    ("BASE_CACHE_BUDGET", "-1G", "invalid size"),
+    ("BASE_CACHE_BUDGE", "1G", "unknown setting BUCKETBUILD_BASE_CACHE_BUDGE"),
 ])
 def test_bad_environment_values_are_refused_by_name(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message) as caught:
         config(**{name: value})
     assert f"BUCKETBUILD_{name}" in str(caught.value)
+
+
+def test_base_layer_cache_settings_reach_the_build_options() -> None:
+    def cache(**env: str) -> tuple[Path | None, int]:
+        cfg = config(DESTINATION="127.0.0.1:5000/{name}:1", WORK_ROOT="/srv/work", **env)
+        options = build_options(REQUEST, config=cfg, metadata=Overrides(),
+                                archive=Overrides(), placement=PLACEMENT)
+        return options.cache.base_dir, options.cache.base_budget
+
+    assert cache() == (Path("/srv/work/base-cache"), 2 << 30)  # on by default, under the root
+    assert cache(BASE_CACHE="/mnt/bases", BASE_CACHE_BUDGET="300M") == (Path("/mnt/bases"),
+                                                                        300 << 20)
+    assert cache(BASE_CACHE_BUDGET="512k") == (Path("/srv/work/base-cache"), 512 << 10)
+    for off in ("0", "off", "OFF"):
+        assert cache(BASE_CACHE="/mnt/bases", BASE_CACHE_BUDGET=off)[0] is None
 
 
 def test_parse_mapping_forms() -> None:
