@@ -4,16 +4,21 @@ Layers are not fetched here: a stage's tree is extracted only when a step needs 
 layer on the destination's registry is mounted there instead of downloaded. FROM scratch
 starts from BuildKit's empty image (WorkingDir `/`, the default PATH); FROM an earlier stage
 starts from that stage's result.
+
+A pulled layer (a base image's, or the layer cache's) that cannot be applied is the image's
+fault, not the step's that needed the tree: `pulled_layer_errors` reports it as an
+`ImageError` naming the layer's digest and repository, with the extractor's error as cause.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from core.build.layers import Layer
-from core.errors import ImageError, RegistryError
+from core.errors import ArchiveError, ImageError, RegistryError, RootfsError
 from core.image.config import DEFAULT_PATH, ContainerConfig, ImageConfig
 from core.image.manifest import Platform
 from core.image.reference import DOCKER_HUB, Reference, parse_reference
@@ -48,6 +53,19 @@ class ResolvedImage:
         repository = self.ref.context()
         return [Layer(descriptor, diff_id, remote=repository)
                 for descriptor, diff_id in zip(descriptors, diff_ids, strict=True)]
+
+
+@contextmanager
+def pulled_layer_errors(layer: Layer) -> Iterator[None]:
+    """Around reading or applying `layer`: a malformed pulled layer becomes an `ImageError`
+    (a layer this build made keeps its error; budget errors stay budget errors)."""
+    try:
+        yield
+    except (ArchiveError, RootfsError) as error:
+        if layer.remote is None:
+            raise
+        raise ImageError(f"layer {layer.digest} of {layer.remote} cannot be applied: "
+                         f"{error}") from error
 
 
 def scratch_config(platform: Platform) -> ImageConfig:

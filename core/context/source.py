@@ -11,6 +11,13 @@ Accepted forms (kaniko's, minus the ones we do not serve):
 The sub-path selects a directory inside the context as the root. It is relative to the
 context (a leading `/` too); a `..` that climbs above the context, or a symlink that leads out
 of it, is a `ContextError`.
+
+The Dockerfile (`locate_dockerfile`) of a directory context is relative to the root or, as
+in kaniko, an absolute path on the builder's machine (the CLI user's own file). An archive's
+Dockerfile comes from whoever made the archive: it must be a regular file inside the unpacked
+archive, reached without leaving it (no absolute path elsewhere, no symlink out).
+Archives are unpacked within `ContextLimits`; `ContextLimits.for_space` derives them from the
+bytes a build may write and the inodes its file system has free.
 """
 
 from __future__ import annotations
@@ -18,13 +25,17 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.cloud.storage import ObjectInfo, ObjectStore, ObjectURL, discard, open_store
-from core.context.archive import UnpackedContext, unpack_context
-from core.errors import ContextError
+from core.errors import BudgetError, ContextError
+
+if TYPE_CHECKING:  # archive and bucket sources import their modules when used
+    from core.cloud.storage import ObjectInfo, ObjectStore, ObjectURL
+    from core.context.archive import UnpackedContext
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +44,7 @@ DOWNLOADS_DIR = "downloads"
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-StoreFactory = Callable[[str], ObjectStore]
+StoreFactory = Callable[[str], "ObjectStore"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class Context:
     source: str  # the `--context` value as given
     object_info: ObjectInfo | None = None  # the object downloaded, for bucket sources
     unpacked: UnpackedContext | None = None  # what unpacking did, for archive sources
+    archive_root: Path | None = None  # where an archive was unpacked (`root` before sub-path)
 
 
 @dataclass(frozen=True)
@@ -53,11 +65,32 @@ class ContextLimits:
     download_bytes: int | None = None  # size of the (compressed) archive object
     unpacked_bytes: int | None = None  # plain tar bytes
     entries: int | None = None
+    origin: str = ""  # where the limits come from, for messages ("the disk budget")
+
+    @classmethod
+    def for_space(cls, available: int, where: Path) -> ContextLimits:
+        """Limits for a build that may write `available` bytes under `where`: the archive and
+        its plain bytes within them, and no more entries than the file system has inodes free
+        (less 5 %; no entry limit when it does not count inodes)."""
+        try:
+            st = os.statvfs(where)
+            entries = st.f_favail - st.f_favail // 20 if st.f_files > 0 else None
+        except OSError:
+            entries = None
+        return cls(download_bytes=available, unpacked_bytes=available, entries=entries,
+                   origin="the disk budget: --disk-budget, else the free space of the work dir")
+
+
+def _open_store(url_scheme: str) -> ObjectStore:
+    """`core.cloud.storage.open_store`, imported only for a bucket context."""
+    from core.cloud.storage import open_store
+
+    return open_store(url_scheme)
 
 
 def resolve_context(source: str, *, work_dir: Path, sub_path: str = "",
                     version: str | None = None, limits: ContextLimits | None = None,
-                    store_factory: StoreFactory = open_store) -> Context:
+                    store_factory: StoreFactory = _open_store) -> Context:
     """Make `source` (a `--context` value) available as a local directory.
 
     Archives are unpacked into `<work_dir>/context`, which must not exist yet or be empty.
@@ -104,6 +137,8 @@ def _from_archive(source: str, path: Path, *, work_dir: Path, limits: ContextLim
                   object_info: ObjectInfo | None = None) -> Context:
     if not str(path):
         raise ContextError(f"{source!r} names no archive")
+    from core.context.archive import unpack_context
+
     root = _fresh_context_dir(work_dir)
     try:
         with path.open("rb") as handle:
@@ -112,13 +147,20 @@ def _from_archive(source: str, path: Path, *, work_dir: Path, limits: ContextLim
     except OSError as exc:
         raise ContextError(f"cannot read context archive {str(path)!r}: "
                            f"{exc.strerror or exc}") from None
+    except BudgetError as exc:
+        if not limits.origin:
+            raise
+        raise BudgetError(f"{exc} (limits from {limits.origin})") from None
     log.info("unpacked %s: %d entries, %d bytes (%s)", source, unpacked.entries, unpacked.size,
              unpacked.compression)
-    return Context(root=root, source=source, object_info=object_info, unpacked=unpacked)
+    return Context(root=root, source=source, object_info=object_info, unpacked=unpacked,
+                   archive_root=root)
 
 
 def _from_bucket(source: str, *, work_dir: Path, version: str | None, limits: ContextLimits,
                  store_factory: StoreFactory) -> Context:
+    from core.cloud.storage import ObjectURL, discard
+
     url = ObjectURL.parse(source)
     store = store_factory(url.scheme)
     download = work_dir / DOWNLOADS_DIR / _download_name(url)
@@ -166,4 +208,31 @@ def _with_sub_path(context: Context, sub_path: str) -> Context:
     if not real_root.is_dir():
         raise ContextError(f"context sub-path {sub_path!r} is not a directory in the context")
     return Context(root=real_root, source=context.source, object_info=context.object_info,
-                   unpacked=context.unpacked)
+                   unpacked=context.unpacked, archive_root=context.archive_root)
+
+
+def locate_dockerfile(context: Context, dockerfile: str) -> Path:
+    """The Dockerfile's path: `dockerfile` relative to the context root, or absolute.
+
+    For an archive context it must be a regular file inside the unpacked archive, symlinks
+    followed only while they stay inside; anything else is a `ContextError`.
+    """
+    path = Path(dockerfile)
+    candidate = path if path.is_absolute() else context.root / path
+    if context.archive_root is None:
+        return candidate
+    top = os.path.realpath(context.archive_root)
+    real = Path(os.path.realpath(candidate))
+    if not real.is_relative_to(top):
+        how = ("is an absolute path outside the build context" if path.is_absolute()
+               else "leads outside the build context (through `..` or a symlink)")
+        raise ContextError(f"Dockerfile {dockerfile!r} {how}: the Dockerfile of an archive "
+                           f"context must be a file inside the archive")
+    try:
+        mode = real.stat().st_mode
+    except OSError:
+        raise ContextError(f"no Dockerfile {dockerfile!r} in the build context") from None
+    if not stat.S_ISREG(mode):
+        raise ContextError(f"Dockerfile {dockerfile!r} in the build context is not a "
+                           f"regular file")
+    return candidate

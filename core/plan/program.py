@@ -31,6 +31,7 @@ from core.dockerfile.shell import Lexer
 from core.errors import DockerfileError
 from core.image.config import DEFAULT_PATH, ImageConfig
 from core.plan.args import proxy_env
+from core.plan.environment import EnvHistory, Overlay
 from core.plan.expansion import Words, evolved, expand_instruction, located
 from core.plan.model import ArgValue, BuildPlan, Stage, StageProgram, Step
 from core.plan.onbuild import parse_triggers
@@ -77,7 +78,7 @@ class _Walk:
         self.build_args = build_args
         self.scope = scope
         self.proxies = proxy_env(build_args)
-        self.env: dict[str, str] = {}
+        self.env = EnvHistory()
         self.args: dict[str, ArgValue] = {}
         self.workdir = "/"
         self.consumed: set[str] = set()
@@ -88,7 +89,7 @@ class _Walk:
 
     def start(self, base_config: ImageConfig | None, parent: StageProgram | None) -> None:
         if parent is not None:
-            self.env = dict(parent.env)
+            self.env = EnvHistory(parent.env)
             self.args = {arg.name: arg for arg in parent.args}
             self.workdir = parent.workdir
             return
@@ -102,9 +103,10 @@ class _Walk:
             self.env["PATH"] = DEFAULT_PATH
 
     def view(self) -> Mapping[str, str]:
-        """The environment now, as a read-only snapshot shared until the next change."""
+        """The environment now, as a read-only snapshot shared until the next change (no
+        copy: a snapshot of the history, so memory stays linear in the ENV lines)."""
         if self._view is None:
-            self._view = MappingProxyType(dict(self.env))
+            self._view = self.env.snapshot()
         return self._view
 
     def run_view(self) -> Mapping[str, str]:
@@ -112,7 +114,7 @@ class _Walk:
         if not self.proxies:
             return self.view()
         if self._run_view is None:
-            self._run_view = MappingProxyType({**self.env, **self.proxies})
+            self._run_view = Overlay(self.view(), self.proxies)
         return self._run_view
 
     def set(self, name: str, value: str) -> None:
@@ -189,7 +191,7 @@ class _Walk:
     def _run_args(self) -> tuple[ArgValue, ...]:
         """The ARGs in scope as a RUN's history lists them: the value in the environment."""
         if self._run_args_cache is None:
-            self._run_args_cache = tuple(_current(arg, self.env) for arg in self.args.values())
+            self._run_args_cache = tuple(_current(arg, self.view()) for arg in self.args.values())
         return self._run_args_cache
 
     def _mount_sources(self, run: RunInstruction) -> tuple[Source | None, ...]:

@@ -5,18 +5,24 @@ Our own crafting code composes each image (an OCI manifest and config around the
 and the hostile one), pushes it with `RegistryClient.push_image`, and the test then does what
 the engine does with a base: `pull` (manifest and config, digests verified), `fetch_blob` of
 each layer into the work dir's layer spool, `extract_layer` of each onto the root filesystem
-with the metadata map carried from layer to layer and a plain-size budget. The outcome must be
-the one the corpus states for layers, and nothing outside the rootfs and spool may change.
+with the metadata map carried from layer to layer and a plain-size budget, inside
+`pulled_layer_errors` as the engine's tree does. The outcome must be the one the corpus states
+for layers — a malformed layer reported as the image's (`ImageError` naming the layer digest,
+the extractor's error as its cause), a budget overrun as a `BudgetError` — and nothing outside
+the rootfs and spool may change.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 
-from core.errors import BuildError
+from core.build.bases import pulled_layer_errors
+from core.build.layers import Layer
+from core.errors import BudgetError, BuildError, ImageError
 from core.image.digest import sha256_digest
 from core.image.reference import Reference
 from core.registry import RegistryClient
@@ -33,14 +39,26 @@ def pull_and_apply(client: RegistryClient, ref: Reference, work: Path) -> Metada
     pulled = client.pull(ref, platform=PLATFORM)
     spool, rootfs = work / "layers", work / "rootfs"
     metadata = MetadataMap()
-    for layer in pulled.manifest.layers:
+    for layer, diff_id in zip(pulled.manifest.layers, pulled.config.diff_ids, strict=True):
         blob = spool / layer.digest.split(":", 1)[1]
         with blob.open("wb") as sink:
             client.fetch_blob(ref, layer.digest, sink, size=layer.size)
-        with blob.open("rb") as source:
+        with (pulled_layer_errors(Layer(layer, diff_id, remote=ref.context())),
+              blob.open("rb") as source):
             metadata = extract_layer(source, rootfs, metadata=metadata, max_bytes=BUDGET).metadata
         blob.unlink()
     return metadata
+
+
+def reported_cause(error: BuildError | None) -> BuildError | None:
+    """The extractor's error behind what the engine reports (checked to name the layer)."""
+    if error is None or isinstance(error, BudgetError):
+        return error
+    assert isinstance(error, ImageError), f"{type(error).__name__}: {error}"
+    assert re.search(r"^layer sha256:[0-9a-f]{64} of \S+/hostile/\S+ cannot be applied: ",
+                     str(error)), error
+    assert isinstance(error.__cause__, BuildError)
+    return error.__cause__
 
 
 @pytest.mark.parametrize("name", case_names())
@@ -59,7 +77,7 @@ def test_hostile_base_image(name: str, hostile_images: dict[str, Reference],
         except BuildError as failure:
             error = failure
     guard.check()
-    judge(case, error, case.layer)
+    judge(case, reported_cause(error), case.layer)
     if error is None and case.check_layer is not None:
         case.check_layer(work / "rootfs", shared_sentinel)
 
