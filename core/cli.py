@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core import __version__
-from core.errors import BuildError
+from core.errors import BudgetError, BuildError
+from core.service.shutdown import Terminated, TerminatedError, stopping_on_sigterm
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -34,17 +35,31 @@ def exit_code_for(error: BuildError) -> int:
     return code if 0 < code < 256 else 1
 
 
+def out_of_memory(error: BaseException) -> BuildError | None:
+    """A build error for running out of memory (MemoryError, or no memory for a thread's
+    stack under an address-space limit); None for other errors."""
+    if isinstance(error, RuntimeError) and "can't start new thread" not in str(error):
+        return None
+    if not isinstance(error, (MemoryError, RuntimeError)):
+        return None
+    detail = f" ({error})" if str(error) else ""
+    return BudgetError(f"out of memory{detail}: the build needs more memory than the process "
+                       "may use")
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from core.build.events import Message
     from core.flags import invocation_from_args
     from core.progress import configure_logging, make_reporter
+    from core.redaction import SecretSet
 
     invocation = invocation_from_args(args, environ=os.environ, cwd=Path.cwd(),
                                       clock=time.monotonic)
+    secrets = SecretSet()  # filled by run_build; every line on stderr is redacted with it
     configure_logging(level=invocation.log_level, log_format=invocation.log_format,
-                      timestamps=invocation.log_timestamp, stream=sys.stderr)
+                      timestamps=invocation.log_timestamp, stream=sys.stderr, secrets=secrets)
     reporter = make_reporter(invocation.log_format, sys.stderr, level=invocation.log_level,
-                             timestamps=invocation.log_timestamp)
+                             timestamps=invocation.log_timestamp, secrets=secrets)
     for warning in invocation.warnings:
         reporter.emit(Message("warning", warning))
 
@@ -52,13 +67,23 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        result = run_build(invocation.options, events=reporter)
+        with stopping_on_sigterm():
+            result = run_build(invocation.options, events=reporter)  # it adds to `secrets`
+    except Terminated as e:
+        reporter.failed(TerminatedError(str(e)), exit_code=TerminatedError.exit_code)
+        return TerminatedError.exit_code
     except BuildError as e:
         code = exit_code_for(e)
         reporter.failed(e, exit_code=code)
         return code
     except OSError as e:  # not one of ours, but still reported in the chosen format
         reporter.failed(BuildError(str(e)), exit_code=1)
+        return 1
+    except (MemoryError, RuntimeError) as e:  # the work dir is gone: report, no traceback
+        error = out_of_memory(e)
+        if error is None:
+            raise
+        reporter.failed(error, exit_code=1)
         return 1
     reporter.succeeded(result, seconds=time.monotonic() - started)
     sys.stdout.write(result.digest + "\n")
@@ -114,3 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"error: {e}", file=sys.stderr)
+        return TerminatedError.exit_code

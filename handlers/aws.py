@@ -7,8 +7,16 @@ one build. For SQS batches the answer lists the messages to deliver again
 other event an infrastructure failure is raised after the other uploads were handled, so
 Lambda retries the event and the finished uploads answer from their status objects.
 
-Service objects are made per invocation: a boto3 client costs milliseconds, a build seconds,
-and nothing then outlives the call that made it.
+Settings and service clients are made per invocation: a boto3 client costs milliseconds, a
+build seconds. The one thing an execution environment keeps between warm invocations is the
+RUN sandbox probe (about 0.7 s a build otherwise): `handler` is a `LambdaHandler`, made once
+when Lambda imports this module (the cold start), and it holds the probe (`InstanceProbe`).
+
+The runtime calls the handler in its main thread, so SIGTERM (sent before the execution
+environment is shut down) is turned into `Terminated` while an invocation runs: the build
+stops, its work directory is removed, a failed result (kind `terminated`) is recorded if time
+allows, and `Terminated` leaves the handler (the runtime is going away anyway). The cloud
+SDKs' loggers are held at INFO (`handlers.hold_wire_loggers`) from the cold start on.
 """
 
 from __future__ import annotations
@@ -20,15 +28,30 @@ from typing import Any
 
 from core.cloud.sinks import open_sinks
 from core.cloud.storage import open_store
+from core.run import Prober
 from core.service.events import Delivery, aws_deliveries
-from core.service.runner import Invocation, Services, handle_request
+from core.service.runner import InstanceProbe, Invocation, Services, handle_request
 from core.service.settings import ServiceConfig
+from core.service.shutdown import stopping_on_sigterm
+from handlers import hold_wire_loggers
 
 log = logging.getLogger("handlers.aws")
+hold_wire_loggers()
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """The Lambda handler (`context` needs `get_remaining_time_in_millis`)."""
+class LambdaHandler:
+    """The Lambda handler, one per execution environment: it keeps the sandbox probe."""
+
+    def __init__(self, prober: Prober | None = None) -> None:
+        self.probe = InstanceProbe(prober)
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """Handle one invocation (`context` needs `get_remaining_time_in_millis`)."""
+        with stopping_on_sigterm():
+            return _invoke(event, context, self.probe)
+
+
+def _invoke(event: Mapping[str, Any], context: Any, probe: InstanceProbe) -> dict[str, Any]:
     deliveries = aws_deliveries(event)
     answer: dict[str, Any] = {"outcomes": []}
     batch = any(d.message_id is not None for d in deliveries)
@@ -41,7 +64,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     config = ServiceConfig.from_environ()
     services = Services(store=open_store("s3"), sinks=open_sinks(
         event_bus=config.event_bus, sns_topic_arn=config.sns_topic_arn,
-        pubsub_topic=config.pubsub_topic))
+        pubsub_topic=config.pubsub_topic), prober=probe.get(config))
     invocation = Invocation(
         remaining=lambda: float(context.get_remaining_time_in_millis()) / 1000.0,
         source=_source(context), read_secret=read_secret)
@@ -58,6 +81,9 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if first_error is not None:
         raise first_error
     return answer
+
+
+handler = LambdaHandler()
 
 
 def _log_skipped(delivery: Delivery) -> None:

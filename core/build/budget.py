@@ -18,8 +18,11 @@ naming the step; the pipeline then removes the work dir and tags nothing.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +95,21 @@ class DiskBudget:
         if need > free:
             raise BudgetError(f"{what}: needs about {size_text(need)} of disk, but only "
                               f"{size_text(max(0, free))} is free on {self.path}")
+
+
+@contextmanager
+def naming_disk_errors(what: str) -> Iterator[None]:
+    """Name `what` in a `BudgetError` raised inside, and turn a full disk (ENOSPC, EDQUOT)
+    into one: a clean failure naming the step, never a bare OS error."""
+    try:
+        yield
+    except BudgetError as error:
+        raise BudgetError(f"{what}: {error}") from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        raise BudgetError(f"{what}: no space left on the device{where}") from None
 
 
 def _files_size(directory: Path | None) -> int:

@@ -15,9 +15,13 @@ Docker-format push.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.build.assemble import AssembledImage
 from core.build.events import EventSink, Pushed
@@ -26,11 +30,11 @@ from core.build.options import OutputOptions
 from core.image.manifest import descriptor_for, parse_manifest, to_oci_manifest
 from core.image.reference import Reference, Repository
 from core.layout import digest_files
-from core.layout.blobs import Blob
-from core.layout.docker_archive import write_docker_archive
-from core.layout.oci import write_oci_image
 from core.registry import BlobSource, RegistryClient
 from core.registry.push import copy_blob, mount_or_find, push_blob
+
+if TYPE_CHECKING:  # the local output writers are imported by `write_local` when asked for
+    from core.layout.blobs import Blob
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +68,12 @@ def _push_blobs(image: AssembledImage, repository: Repository, *, spool: LayerSp
     options = registry.upload_options
     with ThreadPoolExecutor(max_workers=options.max_concurrent,
                             thread_name_prefix="blob-push") as pool:
+        # each task runs in a copy of the build's context: its log records stay the build's
         futures: list[Future[object]] = [
-            pool.submit(place_blob, layer, repository, spool=spool, registry=registry)
+            pool.submit(copy_context().run, place_blob, layer, repository, spool=spool,
+                        registry=registry)
             for layer in unique]
-        futures.append(pool.submit(push_blob, conn, repository.repository,
+        futures.append(pool.submit(copy_context().run, push_blob, conn, repository.repository,
                                    BlobSource.from_bytes(image.config), options=options))
         try:
             for future in futures:
@@ -103,7 +109,7 @@ def place_blob(layer: Layer, repository: Repository, *, spool: LayerSpool,
 def _send(layer: Layer, repository: Repository, known: list[Repository], *,
           spool: LayerSpool, registry: RegistryClient) -> str:
     conn = registry.connection(repository.registry)
-    local = _local_file(layer, spool)
+    local = local_blob(layer, spool)
     if local is not None or not known:
         path = local if local is not None else spool.local(layer).path
         assert path is not None
@@ -121,16 +127,29 @@ def _send(layer: Layer, repository: Repository, known: list[Repository], *,
     return f"copied from {origin}"
 
 
-def _local_file(layer: Layer, spool: LayerSpool) -> Path | None:
+def local_blob(layer: Layer, spool: LayerSpool) -> Path | None:
+    """A file of the build's own holding the layer's blob: its spool file, or the base layer
+    cache's copy hard-linked into the spool (None: neither exists). Never the cache's own
+    name, which another build's eviction may remove before the push opens it."""
     for path in (layer.path, spool.blob_path(layer.digest)):
         if path is not None and path.exists():
             return path
-    if spool.base_cache is not None and spool.base_cache.has(layer.digest, layer.size):
-        return spool.base_cache.path(layer.digest)
-    return None
+    cache = spool.base_cache
+    if cache is None or not cache.has(layer.digest, layer.size):
+        return None
+    target = spool.blob_path(layer.digest)
+    try:
+        os.link(cache.path(layer.digest), target)
+    except FileExistsError:
+        pass
+    except OSError:  # another file system, or evicted meanwhile: copy it (or fetch it)
+        return spool.local(layer).path
+    return target
 
 
 def _local_blobs(image: AssembledImage, spool: LayerSpool) -> list[Blob]:
+    from core.layout.blobs import Blob
+
     blobs = []
     for layer in image.layers:
         local = spool.local(layer)
@@ -142,6 +161,12 @@ def _local_blobs(image: AssembledImage, spool: LayerSpool) -> list[Blob]:
 def write_local(image: AssembledImage, output: OutputOptions, *, spool: LayerSpool,
                 tags: Sequence[Reference]) -> None:
     """`--tar-path` and `--oci-layout-path`."""
+    if output.tar_path is None and output.oci_layout_path is None:
+        return
+    from core.layout.blobs import Blob
+    from core.layout.docker_archive import write_docker_archive
+    from core.layout.oci import write_oci_image
+
     if output.tar_path is not None:
         write_docker_archive(output.tar_path, config=image.config,
                              layers=_local_blobs(image, spool), tags=tags)
@@ -152,8 +177,14 @@ def write_local(image: AssembledImage, output: OutputOptions, *, spool: LayerSpo
         blobs = [Blob(descriptor, blob.source) for descriptor, blob
                  in zip(oci.layers, _local_blobs(image, spool), strict=True)]
         ref_name = next((ref.tag for ref in tags if ref.tag), None) or "latest"
-        write_oci_image(output.oci_layout_path, manifest=manifest, config=image.config,
-                        layers=blobs, ref_name=ref_name)
+        fresh = not output.oci_layout_path.exists()
+        try:
+            write_oci_image(output.oci_layout_path, manifest=manifest, config=image.config,
+                            layers=blobs, ref_name=ref_name)
+        except BaseException:
+            if fresh:  # a layout this build started: no half-written one is left
+                shutil.rmtree(output.oci_layout_path, ignore_errors=True)
+            raise
         log.info("wrote OCI layout %s (%s, manifest %s)", output.oci_layout_path, ref_name,
                  descriptor_for(manifest, oci.media_type).digest)
 

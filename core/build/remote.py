@@ -12,6 +12,7 @@ receives every byte too and is committed only after the fetch verified the blob.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import logging
 import queue
@@ -65,8 +66,9 @@ class _Reader(io.RawIOBase):
         self._current = memoryview(b"")
         self._ended = False
         self._tee = tee
-        self._thread = threading.Thread(target=self._run, args=(fetch,), daemon=True,
-                                        name=f"fetch-{name[-12:]}")
+        self._thread = threading.Thread(  # in the caller's context: its log records stay its
+            target=contextvars.copy_context().run, args=(self._run, fetch), daemon=True,
+            name=f"fetch-{name[-12:]}")
         self._thread.start()
 
     def put(self, item: bytes | None) -> None:

@@ -33,6 +33,7 @@ from core.build.layers import Layer
 from core.build.mounts import PreparedMounts, prepare_mounts
 from core.build.ownership import effective, updated_metadata
 from core.build.sandbox import concrete
+from core.build.secrets import history_redactor
 from core.build.session import BuildSession
 from core.build.stage import StageState
 from core.build.users import Identity, run_user
@@ -93,7 +94,8 @@ def run_step(session: BuildSession, stage: StageState, step: Step, sandbox: Sand
         session.warn("RUN --security=insecure is not supported: the step runs sandboxed")
     config = stage.config.config
     argv, script = command_line(run, lambda args: with_shell(config, args, False))
-    created_by = run_text(argv, step.build_args)
+    created_by = run_text(argv, step.build_args, secret_names=session.options.secret_build_args,
+                          redactor=history_redactor(session.options))
     rootfs = stage.tree.ensure(session.spool)
     sandbox = _sandbox_for(sandbox, rootfs)
     identity = run_user(config.user, stage.tree.accounts(session.spool))

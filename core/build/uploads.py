@@ -16,6 +16,7 @@ tasks handle their own errors.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -68,7 +69,9 @@ class StreamTarget:
         self._queue: queue.Queue[bytes | str | None] = queue.Queue(maxsize=_DEPTH)
         self._error: BaseException | None = None
         self._done = done
-        self._thread = threading.Thread(target=self._run, daemon=True, name="layer-upload")
+        self._thread = threading.Thread(  # in the build's context: its log records stay its
+            target=contextvars.copy_context().run, args=(self._run,), daemon=True,
+            name="layer-upload")
         self._thread.start()
 
     @property
@@ -225,7 +228,7 @@ class Uploads:
             task()
 
         with self._lock:
-            self._pending_tasks.append(self._tasks.submit(run))
+            self._pending_tasks.append(self._tasks.submit(contextvars.copy_context().run, run))
 
     def wait(self) -> None:
         """Wait for every upload and task; raise the first upload error."""

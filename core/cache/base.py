@@ -6,6 +6,12 @@ recently used ones are removed until it fits (a use refreshes a blob's mtime). A
 through a temporary file and renamed only after its digest checked out, so readers never see a
 partial blob; a reader re-verifies the digest as it reads, and a blob that fails is removed and
 reported (`DigestMismatchError`, retryable: the next build fetches it again).
+
+Builds in several threads or processes may share the directory: writers of the same digest each
+rename a whole copy into place, eviction only removes names (a build reading a blob keeps its
+open file), entries that vanish under a scan are skipped, and a corrupt blob is removed only if
+its name still points at the copy that was read. Concurrent writers may each make room for
+their own blob, so the budget can be exceeded by at most one blob per writer at once.
 """
 
 from __future__ import annotations
@@ -74,8 +80,8 @@ class BaseLayerCache:
 
     def size(self) -> int:
         """Bytes the cached blobs take."""
-        return sum(entry.stat(follow_symlinks=False).st_size for entry in _scan(self.blobs)
-                   if not entry.name.startswith(".part-"))
+        return sum(st.st_size for entry in _scan(self.blobs)
+                   if not entry.name.startswith(".part-") and (st := _stat(entry)) is not None)
 
     def evict(self, *, room: int = 0) -> None:
         """Remove least recently used blobs until `room` more bytes fit the budget."""
@@ -85,8 +91,9 @@ class BaseLayerCache:
                 if _age(entry) > 3600:  # a writer that died long ago
                     _unlink(Path(entry.path))
                 continue
-            st = entry.stat(follow_symlinks=False)
-            entries.append((st.st_mtime, st.st_size, Path(entry.path)))
+            st = _stat(entry)
+            if st is not None:  # None: another build evicted it meanwhile
+                entries.append((st.st_mtime, st.st_size, Path(entry.path)))
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total + room <= self.budget:
@@ -125,7 +132,11 @@ class CacheWriter:
                 self._hasher.digest != self._digest:
             _unlink(self._temporary)
             return
-        os.replace(self._temporary, self._target)
+        try:  # the part file may have been taken for a dead writer's by another build
+            os.replace(self._temporary, self._target)
+        except OSError as error:
+            log.warning("cannot keep base layer %s: %s", self._digest, error)
+            return
         log.info("kept base layer %s (%d bytes) in the cache", self._digest, self._size)
 
     def abort(self) -> None:
@@ -158,7 +169,7 @@ class _VerifyingReader(io.RawIOBase):
             self._checked = True
             digest = "sha256:" + self._hasher.hexdigest()
             if self._read != self._size or digest != self._digest:
-                _unlink(self._path)
+                _unlink_if_same(self._path, self._handle)
                 raise DigestMismatchError(f"cached base layer {self._digest} is corrupt "
                                           f"(removed; the next build fetches it again)",
                                           retryable=True)
@@ -175,6 +186,23 @@ def _scan(directory: Path) -> list[os.DirEntry[str]]:
             return list(entries)
     except OSError:
         return []
+
+
+def _stat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    """The entry's status; None when it is gone (another process evicted it)."""
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _unlink_if_same(path: Path, handle: BinaryIO) -> None:
+    """Remove `path` only if it still names the file `handle` read (a concurrent writer may
+    have put a good copy there since)."""
+    with contextlib.suppress(OSError):
+        here, read = path.stat(), os.fstat(handle.fileno())
+        if (here.st_dev, here.st_ino) == (read.st_dev, read.st_ino):
+            path.unlink()
 
 
 def _age(entry: os.DirEntry[str]) -> float:

@@ -3,9 +3,15 @@
 Each cached layer is a tiny image, as kaniko stores them: a manifest with that one layer and a
 config whose label `io.bucketbuild.cache.key` carries the key and whose history holds the
 step's `created_by`; it is tagged (or, in a layout, ref-named) with the key's hex digits. A
-lookup reads the manifest and the config (two small requests), checks that the key matches,
-and treats an entry older than the TTL (the config's `created`) as a miss. Failures to read
-are misses: the cache never fails a build.
+lookup reads the manifest and the config (two small requests), checks that the key matches
+and that the layer blob is still there (a HEAD request, or the file in the layout), and treats
+an entry older than the TTL (the config's `created`) as a miss. Failures to read are misses:
+the cache never fails a build.
+
+Several builds (threads or processes) may share one store: a registry tag written twice holds
+either writer's entry, both valid; a layout's index.json is rewritten under a lock on the
+layout directory (`OciLayout.add_to_index`), and blobs are written to a temporary name and
+renamed, so readers see whole files only.
 """
 
 from __future__ import annotations
@@ -28,9 +34,8 @@ from core.image.config import (
 )
 from core.image.manifest import Descriptor, Manifest, Platform, descriptor_for, parse_manifest
 from core.image.reference import Reference, Repository
-from core.layout.blobs import Blob
-from core.layout.oci import REF_NAME, OciLayout, write_oci_image
 from core.registry import BlobSource, RegistryClient
+from core.registry.connection import pull_scope
 from core.registry.push import push_blob
 
 log = logging.getLogger(__name__)
@@ -133,7 +138,28 @@ class RegistryCacheStore:
             log.warning("cache entry %s in %s is unreadable: %s", key[:12], self.repository,
                         error)
             return None
-        return read_entry(key, manifest, sink.getvalue(), ttl=ttl, now=datetime.now(UTC))
+        entry = read_entry(key, manifest, sink.getvalue(), ttl=ttl, now=datetime.now(UTC))
+        if entry is None or not self._has_layer(key, entry.descriptor.digest):
+            return None
+        return entry
+
+    def _has_layer(self, key: str, digest: str) -> bool:
+        """Whether the entry's layer blob is still in the repository (it may have been
+        deleted or collected while the tag stayed); asks only for pull access."""
+        repository = self.repository.repository
+        try:
+            response = self.client.connection(self.repository.registry).request(
+                "HEAD", f"/v2/{repository}/blobs/{digest}", repository=repository,
+                scopes=pull_scope(repository), action=f"check blob {digest}", ok=(200, 404))
+        except BuildError as error:
+            log.warning("cache entry %s in %s: cannot check its layer: %s", key[:12],
+                        self.repository, error)
+            return False
+        response.close()
+        if response.status_code == 404:
+            log.warning("cache entry %s in %s names layer %s, which is gone; rebuilding",
+                        key[:12], self.repository, digest)
+        return response.status_code == 200
 
     def save(self, key: str, image: CacheImage, layer: Path | None) -> None:
         conn = self.client.connection(self.repository.registry)
@@ -147,12 +173,16 @@ class OciCacheStore:
     """Cached layers in an OCI image layout, ref-named by key."""
 
     def __init__(self, root: Path) -> None:
+        from core.layout.oci import OciLayout  # only an `oci:` cache needs the layout code
+
         self.layout = OciLayout(root)
 
     def describe(self) -> str:
         return f"oci:{self.layout.root}"
 
     def lookup(self, key: str, *, ttl: float) -> CacheEntry | None:
+        from core.layout.oci import REF_NAME
+
         try:
             descriptor = next((d for d in self.layout.read_index().manifests
                                if (d.annotations or {}).get(REF_NAME) == key), None)
@@ -165,7 +195,11 @@ class OciCacheStore:
             log.warning("cache entry %s in %s is unreadable: %s", key[:12], self.describe(),
                         error)
             return None
-        if entry is None or not self.layout.has_blob(entry.descriptor):
+        if entry is None:
+            return None
+        if not self.layout.has_blob(entry.descriptor):
+            log.warning("cache entry %s in %s names layer %s, which is gone; rebuilding",
+                        key[:12], self.describe(), entry.descriptor.digest)
             return None
         return CacheEntry(entry.descriptor, entry.diff_id, entry.created_by, entry.created,
                           path=self.layout.blob_path(entry.descriptor.digest))
@@ -173,6 +207,9 @@ class OciCacheStore:
     def save(self, key: str, image: CacheImage, layer: Path | None) -> None:
         if layer is None:
             raise BuildError("an OCI layout cache needs the layer on disk")
+        from core.layout.blobs import Blob
+        from core.layout.oci import write_oci_image
+
         manifest = parse_manifest(image.manifest, image.media_type)
         write_oci_image(self.layout.root, manifest=image.manifest, config=image.config,
                         layers=[Blob(manifest.layers[0], layer)], ref_name=key)

@@ -83,7 +83,9 @@ class _TokenCache:
 def _boto3_ecr_client(region: str) -> Any:
     import boto3
 
-    return boto3.client("ecr", region_name=region)
+    # a session of its own: boto3's default session is not safe to make clients from in
+    # two threads at once (two builds in one process fetching ECR credentials)
+    return boto3.session.Session().client("ecr", region_name=region)
 
 
 class EcrCredentialProvider:

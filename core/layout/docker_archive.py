@@ -100,7 +100,9 @@ def _add_blob(archive: tarfile.TarFile, name: str, blob: Blob) -> None:
         try:
             # tarfile copies exactly info.size bytes through reader.read()
             archive.addfile(info, cast(BinaryIO, reader))
-        except OSError:
+        except OSError as error:
+            if error.errno is not None:  # writing failed (a full disk), not a short layer
+                raise
             raise ImageError(f"layer {blob.descriptor.digest}: shorter than the declared "
                              f"{blob.descriptor.size} bytes") from None
         if stream.read(1):

@@ -5,7 +5,9 @@
 object, destinations, digest, sizes, layers, per-step timings, cache hits, the sandbox, the
 error (class = `BuildError.kind`, message, Dockerfile line and step) and the log link.
 Encoded events stay under `MAX_EVENT_BYTES` (EventBridge and SNS take 256 KB): long lists and
-messages are cut, and `data.truncated` says so. Pure: no I/O.
+messages are cut, and `data.truncated` says so. Text shaped like a credential (an
+`Authorization` value, a bearer token, a JWT, a token or password field) is redacted from the
+data (the build itself already took its known secrets out of errors and results). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from core.build.result import BuildResult, StepTiming
 from core.errors import BuildError, DockerfileError, StepError
+from core.redaction import Redactor
 from core.service.events import BuildRequest, parse_time
 
 TYPE_PREFIX = "io.bucketbuild.build."
@@ -29,6 +32,7 @@ MAX_EVENT_BYTES = 250 * 1024  # leaves room for the EventBridge / SNS envelope
 CONTENT_TYPE = "application/json"
 
 Event = dict[str, Any]
+_SHAPES = Redactor()  # no known values: credential-shaped text only
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def _envelope(attempt: Attempt, event_type: str, data: Event, *, subject: str | 
     }
     if subject:
         event["subject"] = subject
-    event["data"] = data
+    event["data"] = _SHAPES.scrub(data)
     return event
 
 

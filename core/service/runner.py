@@ -8,12 +8,30 @@ A build that fails for any reason of its own (bad Dockerfile, failing RUN, disal
 destination, corrupt archive, deadline) ends as a `failed` result and is not retried.
 `handle_request` raises only for infrastructure failures — the bucket, the sinks, a secret —
 after giving its claim up, so the platform's retry can take over.
+
+Two things outlive a build in a warm instance, both on purpose: the RUN sandbox probe
+(`Services.prober`, held by the handler object made at cold start, see `InstanceProbe`) and
+the base layer cache (`BUCKETBUILD_BASE_CACHE`, by default `WORK_ROOT/base-cache`, outside
+the per-build workspace): blobs named by digest, verified when read, bounded by a budget.
+
+Builds may run in one process at once (threads of one server): nothing here changes
+process-wide state. Each build's registry credentials (docker config directory), helper
+environment (HOME, TMPDIR, DOCKER_CONFIG, PATH) and tools directory reach the engine in its
+options and its prober, and its log capture follows the build's own context (threads the
+engine starts for the build included).
+
+SIGTERM (`core.service.shutdown.Terminated`, raised where the handler could install a
+signal handler) unwinds the build, which removes its work dir; the failed result (kind
+`terminated`) and the log are recorded if the platform leaves the time, the claim is given
+up if it fails earlier, and `Terminated` is raised again.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +43,7 @@ from core.build.pipeline import run_build
 from core.cloud.sinks import EventPublisher, publish_all
 from core.cloud.storage import ObjectStore
 from core.errors import BuildError, ContextError, DeadlineError
+from core.run import Prober
 from core.service.archive import check_dockerfile, scan_archive
 from core.service.buildlog import BuildLog, LogCapture
 from core.service.claim import Decision, StatusObject, build_id_for
@@ -47,11 +66,12 @@ from core.service.result import (
     succeeded_event,
 )
 from core.service.settings import ServiceConfig
+from core.service.shutdown import Terminated, TerminatedError
 from core.service.workspace import (
     SecretReader,
     Workspace,
-    build_environment,
     docker_config_dir,
+    helper_environment,
 )
 
 log = logging.getLogger(__name__)
@@ -81,9 +101,29 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Services:
+    """What builds talk to. The handlers open the store and sinks per invocation; `prober` is
+    the function instance's own (`InstanceProbe`), so that warm invocations reuse its RUN
+    sandbox probe instead of probing again (None: a fresh one per build)."""
+
     store: ObjectStore
     sinks: tuple[EventPublisher, ...] = ()
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    prober: Prober | None = None
+
+
+class InstanceProbe:
+    """The RUN sandbox probe a function instance keeps between builds: made for the first
+    build, with the tools directory its settings name (`BUCKETBUILD_TOOLS_DIR`)."""
+
+    def __init__(self, prober: Prober | None = None) -> None:
+        self._prober = prober
+        self._lock = threading.Lock()  # two first builds at once make one prober
+
+    def get(self, config: ServiceConfig) -> Prober:
+        with self._lock:
+            if self._prober is None:
+                self._prober = Prober(tools_dir=config.tools_dir)
+            return self._prober
 
 
 @dataclass(frozen=True)
@@ -112,12 +152,14 @@ def handle_request(request: BuildRequest, *, config: ServiceConfig, services: Se
         return _not_building(claimed.decision, claimed.recorded, run)
     log.info("building %s as %s", current.url, run.attempt.build_id)
     try:
-        final = _attempt(run)
+        final, stopped = _attempt(run)
         run.status.finish(final, claim=run.attempt.claim)
-    except Exception:
+    except BaseException:  # Terminated too: the platform's retry can take over at once
         _release(run)
         raise
     publish_all(services.sinks, final)
+    if stopped is not None:
+        raise stopped
     return Outcome.FAILED if final["type"] == FAILED else Outcome.SUCCEEDED
 
 
@@ -173,46 +215,49 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _attempt(run: _Run) -> Event:
-    """Build in a fresh workspace; upload the log; the final event. Removes the workspace."""
+def _attempt(run: _Run) -> tuple[Event, Terminated | None]:
+    """Build in a fresh workspace; upload the log; the final event, and the `Terminated`
+    that stopped the build, if one did. Removes the workspace."""
     workspace = Workspace.create(run.config.work_root, run.attempt.build_id)
     try:
         build_log = BuildLog(workspace.log_path)
         try:
             with LogCapture(build_log):
-                final = _build(run, workspace, build_log)
+                final, stopped = _build(run, workspace, build_log)
         finally:
             build_log.close()
         request = run.attempt.request
         run.services.store.put_file(request.bucket, request.key + LOG_SUFFIX,
                                     workspace.log_path, content_type=LOG_CONTENT_TYPE)
-        return final
+        return final, stopped
     finally:
         workspace.remove()
 
 
-def _build(run: _Run, workspace: Workspace, build_log: BuildLog) -> Event:
+def _build(run: _Run, workspace: Workspace,
+           build_log: BuildLog) -> tuple[Event, Terminated | None]:
     deadline = time.monotonic() + run.invocation.remaining() - run.config.timeout_margin
     try:
         options = _prepare(run, workspace, deadline)
     except BuildError as exc:
         if isinstance(exc, ContextError) and exc.retryable:
             raise  # the bucket, not the upload: let the platform retry
-        return _failed(run, exc, build_log, destinations=())
+        return _failed(run, exc, build_log, destinations=()), None
     destinations = options.output.destinations
     started = started_event(run.attempt, destinations=destinations,
                             expires_at=_expiry(run.started))
     publish_all(run.services.sinks, started)
-    docker_config = docker_config_dir(run.config.docker_config, workspace,
-                                      read_secret=run.invocation.read_secret)
+    options = _with_credentials(options, run, workspace)  # a failing secret read is raised
+    prober = run.services.prober or Prober(tools_dir=run.config.tools_dir)
     try:
-        with build_environment(workspace, docker_config=docker_config,
-                               tools_dir=run.config.tools_dir):
-            result = run_build(options, events=build_log)
+        result = run_build(options, events=build_log, prober=prober)
     except Exception as exc:
-        return _failed(run, exc, build_log, destinations=destinations)
+        return _failed(run, exc, build_log, destinations=destinations), None
+    except Terminated as stop:  # the work dir is gone; record the failure if time allows
+        return _failed(run, TerminatedError(str(stop)), build_log,
+                       destinations=destinations), stop
     build_log.write(f"built {result.digest}")
-    return succeeded_event(run.attempt, result, finished_at=run.services.clock())
+    return succeeded_event(run.attempt, result, finished_at=run.services.clock()), None
 
 
 def _prepare(run: _Run, workspace: Workspace, deadline: float) -> BuildOptions:
@@ -233,6 +278,17 @@ def _prepare(run: _Run, workspace: Workspace, deadline: float) -> BuildOptions:
                             archive=archive, placement=placement)
     check_dockerfile(scan, sub_path=options.context_sub_path, dockerfile=options.dockerfile)
     return options
+
+
+def _with_credentials(options: BuildOptions, run: _Run, workspace: Workspace) -> BuildOptions:
+    """`options` reading this build's docker config, its credential helpers running with the
+    workspace's HOME, TMPDIR and DOCKER_CONFIG and the tools directory first on PATH."""
+    docker_config = docker_config_dir(run.config.docker_config, workspace,
+                                      read_secret=run.invocation.read_secret)
+    env = helper_environment(workspace, docker_config=docker_config,
+                             tools_dir=run.config.tools_dir, environ=os.environ)
+    return replace(options, registry=replace(options.registry, docker_config=docker_config,
+                                             helper_env=env))
 
 
 def _expiry(started: Event) -> datetime:

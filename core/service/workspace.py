@@ -3,26 +3,29 @@
 Layout of `<work root>/<build id>-<random>/`: `home/` (HOME), `tmp/` (TMPDIR), `docker/`
 (DOCKER_CONFIG: registry credentials, 0700), `build/` (the engine's work dir), `context.archive`
 (the downloaded upload) and `build.log`. Everything is removed when the build ends, whatever
-happened, so a warm function instance starts each build with a clean `/tmp`.
+happened, so a warm function instance starts each build with a clean `/tmp`. The workspace is
+locked for the build's life (`core.build.workdir.BuildLock`): a build killed on the way (the
+platform's SIGKILL, an out-of-memory kill) leaves an unlocked one behind, which the next
+`create` under the same work root removes; workspaces of live builds are never touched.
 
-`build_environment` points HOME, TMPDIR and DOCKER_CONFIG there (and puts the sandbox tools
-directory first on PATH) for the duration of one build and restores the previous values after:
-a function instance runs one build at a time, and the engine's registry credentials and RUN
-sandboxes read these variables.
+Nothing here changes the process's environment: several builds may run in one process at
+once (Cloud Run with a concurrency above 1). `helper_environment` gives the variables a
+build's own helper processes (docker credential helpers) get on top of the process's
+environment — HOME, TMPDIR and DOCKER_CONFIG in the workspace, the tools directory first on
+PATH — and the runner passes them, with the docker config directory, in the build's options.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import ContextError
+from core.build.workdir import BuildLock, remove_stale, remove_tree
+from core.errors import BuildError, ContextError
 from core.service.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -36,20 +39,24 @@ SecretReader = Callable[[str], str]
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+    lock: BuildLock | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def create(cls, work_root: Path, build_id: str) -> Workspace:
+        """A fresh workspace under `work_root`, after removing those of dead builds."""
         try:
             work_root.mkdir(parents=True, exist_ok=True)
+            remove_stale(work_root, prefixes=("",))
             root = Path(tempfile.mkdtemp(prefix=f"{build_id}-", dir=work_root))
+            lock = BuildLock.acquire(root)
             for name in ("home", "tmp", "build"):
                 (root / name).mkdir()
             (root / "docker").mkdir(mode=0o700)
-        except OSError as exc:
+        except (OSError, BuildError) as exc:
             error = ContextError(f"cannot create a work directory under {work_root}: {exc}")
             error.retryable = True
             raise error from None
-        return cls(root)
+        return cls(root, lock)
 
     @property
     def home(self) -> Path:
@@ -76,9 +83,9 @@ class Workspace:
         return self.root / "build.log"
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-        if self.root.exists():
-            log.warning("could not remove all of %s", self.root)
+        remove_tree(self.root)  # iterative, never through a mount point; failures are logged
+        if self.lock is not None:
+            self.lock.release()
 
 
 def docker_config_dir(setting: str | None, workspace: Workspace, *,
@@ -111,22 +118,13 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-@contextmanager
-def build_environment(workspace: Workspace, *, docker_config: Path,
-                      tools_dir: Path | None) -> Iterator[None]:
-    """HOME, TMPDIR, DOCKER_CONFIG (and PATH) for one build; restored afterwards."""
+def helper_environment(workspace: Workspace, *, docker_config: Path, tools_dir: Path | None,
+                       environ: Mapping[str, str]) -> dict[str, str]:
+    """HOME, TMPDIR, DOCKER_CONFIG (and PATH, the tools directory first) for the helper
+    processes of one build; `environ` (the process's environment) is only read."""
     changes = {"HOME": str(workspace.home), "TMPDIR": str(workspace.tmp),
                "DOCKER_CONFIG": str(docker_config)}
     if tools_dir is not None:
-        path = os.environ.get("PATH", os.defpath)
+        path = environ.get("PATH", os.defpath)
         changes["PATH"] = os.pathsep.join((str(tools_dir), str(tools_dir / "bin"), path))
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return changes

@@ -18,6 +18,11 @@ REPOSITORY=${REPOSITORY:-bucketbuild}
 MEMORY=${MEMORY:-4Gi}
 CPU=${CPU:-2}
 TIMEOUT=${TIMEOUT:-540}
+# Builds per instance at once. Builds in one process are isolated (own credentials, temp dirs,
+# build log), but each needs its own memory (layer buffers, compression) and /tmp space (the
+# context, the RUN trees, layers: /tmp is memory on Cloud Run), all within MEMORY. Keep 1 unless
+# MEMORY has room for that many builds; scaling out (--max-instances) costs no isolation.
+CONCURRENCY=${CONCURRENCY:-1}
 DESTINATION=${DESTINATION:-$REGION-docker.pkg.dev/$PROJECT/$REPOSITORY/{name}:{version}}
 ALLOWED_DESTINATIONS=${ALLOWED_DESTINATIONS:-$REGION-docker.pkg.dev/$PROJECT/$REPOSITORY/*}
 DOCKER_CONFIG_SECRET=${DOCKER_CONFIG_SECRET:-}   # projects/P/secrets/S, optional
@@ -116,7 +121,7 @@ deploy_function() {
     --trigger-event-filters "type=google.cloud.storage.object.v1.finalized" \
     --trigger-event-filters "bucket=$BUCKET" --trigger-service-account "$sa_email" \
     --service-account "$sa_email" --memory "$MEMORY" --cpu "$CPU" \
-    --timeout "${TIMEOUT}s" --max-instances 20 --retry \
+    --timeout "${TIMEOUT}s" --concurrency "$CONCURRENCY" --max-instances 20 --retry \
     --env-vars-file "$stage/env.yaml"
 }
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.build.options import CacheOptions
+import requests
+
+from core.build.options import CacheOptions, OutputOptions
 from core.build.pipeline import run_build
 from tests.build.conftest import Recorder
 from tests.cache.conftest import CachedBuilds, cached_steps
@@ -116,3 +118,39 @@ def test_cache_write_failures_only_warn(cached: CachedBuilds) -> None:
             client.close()
     assert any("could not write the layer cache" in w for w in result.warnings)
     assert result.destinations
+
+
+def _second_build_elsewhere(cached: CachedBuilds, cache: CacheOptions) -> list[bool]:
+    """Build again to a repository that holds none of the first build's layers; check the
+    image the build pushed there."""
+    result = cached.build(cache=cache, output=OutputOptions(destinations=(
+        f"{cached.registry.host}/cached/elsewhere-{cached.tmp.name.lower()}:1",)))
+    rootfs = skopeo_unpack(cached.registry.host,
+                           f"cached/elsewhere-{cached.tmp.name.lower()}:1",
+                           cached.tmp / "unpack-elsewhere")
+    assert (rootfs / "listing").read_text() == "a.ini\n"
+    assert (rootfs / "copied").read_text() == "main\n"
+    return cached_steps(result)
+
+
+def test_registry_entry_whose_layer_blob_is_gone_misses(cached: CachedBuilds) -> None:
+    cached.write(FILES)
+    first = cached.build(DOCKERFILE.format(base=cached.busybox))
+    gone = first.layers[-1].digest  # the last RUN's layer
+    repository = cached.cache_repo.split("/", 1)[1]
+    response = requests.delete(f"{cached.registry.url}/v2/{repository}/blobs/{gone}",
+                               timeout=10)
+    assert response.status_code == 202, response.text
+    cache = CacheOptions(enabled=True, repo=cached.cache_repo)
+    assert _second_build_elsewhere(cached, cache) == [False, False, True, True, True, False]
+
+
+def test_layout_entry_whose_layer_blob_is_gone_misses(cached: CachedBuilds,
+                                                      tmp_path: Path) -> None:
+    layout = tmp_path / "layout-cache"
+    cache = CacheOptions(enabled=True, repo=f"oci:{layout}")
+    cached.write(FILES)
+    first = cached.build(DOCKERFILE.format(base=cached.busybox), cache=cache)
+    (layout / "blobs" / "sha256" / first.layers[-1].digest.split(":")[1]).unlink()
+    assert _second_build_elsewhere(cached, cache) == [False, False, True, True, True, False]
+    assert cached_steps(cached.build(cache=cache)) == ALL_HIT  # the miss wrote it again

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from core.errors import ContextError
-from handlers.aws import handler
-from tests.fixtures.images import BaseImages
+from handlers.aws import LambdaHandler, handler
+from tests.fixtures.images import BaseImages, skopeo_inspect_raw
+from tests.fixtures.proxy import fault_proxy
 from tests.handlers.conftest import (
     AwsStack,
     LambdaContext,
@@ -69,6 +72,39 @@ def test_busybox_base_with_run_from_a_direct_s3_event(aws_stack: AwsStack,
     image = data["destinations"][0].removeprefix(aws_stack.registry.host + "/")
     assert data["digest"] == manifest_digest(aws_stack.registry.host, image)
     assert len(data["layers"]) == 3  # busybox + RUN + COPY
+
+
+@needs_root
+def test_warm_invocations_reuse_base_layers_and_the_sandbox_probe(
+        aws_stack: AwsStack, base_images: BaseImages, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(handler, LambdaHandler)  # the entry point is the per-process object
+    aws_stack.messages()
+    manifest = json.loads(skopeo_inspect_raw(base_images.host, base_images.docker_gzip))
+    layers = [layer["digest"] for layer in manifest["layers"]]
+    warm = LambdaHandler()  # one execution environment, from its cold start
+    with fault_proxy(base_images.host) as proxy:
+        monkeypatch.setenv("BUCKETBUILD_INSECURE_REGISTRIES",
+                           f"{aws_stack.registry.host},{proxy.host}")
+
+        def invoke(key: str) -> tuple[dict[str, Any], str, int]:
+            files = {"Dockerfile": f"FROM {proxy.host}/{base_images.docker_gzip}\n"
+                                   f"RUN echo {key} > /made\n"}
+            aws_stack.upload(key, context_tar(files))
+            answer = warm(aws_stack.sqs_event(), LambdaContext())
+            assert answer["outcomes"] == ["succeeded"], aws_stack.read(key + ".log")
+            gets = sum(proxy.count("GET", f"/blobs/{digest}") for digest in layers)
+            return aws_stack.status(key)["data"], aws_stack.read(key + ".log").decode(), gets
+
+        first, first_log, first_gets = invoke("warm/one.tar.gz")
+        second, second_log, second_gets = invoke("warm/two.tar.gz")
+    assert first_gets == second_gets == len(layers)  # the second build read the cache
+    kept = tmp_path / "work" / "base-cache" / "blobs" / "sha256"  # WORK_ROOT/base-cache
+    assert sorted(p.name for p in kept.iterdir()) == sorted(d.split(":")[1] for d in layers)
+    assert "RUN sandbox chosen: chroot" in first_log  # the cold start probed
+    assert "RUN sandbox chosen" not in second_log  # the warm one did not
+    assert first["sandbox"] == second["sandbox"] == "chroot"
+    assert "probed: chroot: usable" in second_log  # with the kept report
 
 
 def test_sns_wrapped_deliveries(aws_stack: AwsStack) -> None:

@@ -114,7 +114,7 @@ def test_gcp_deploy_script_dry_run_stages_a_loadable_source(tmp_path: Path) -> N
     deploy = next(c for c in commands if c.startswith("gcloud functions deploy"))
     for part in ("--gen2", "--runtime python311", "--entry-point on_finalize",
                  "type=google.cloud.storage.object.v1.finalized", "bucket=uploads-1",
-                 "--retry", "--timeout 540s"):
+                 "--retry", "--timeout 540s", "--concurrency 1"):
         assert part in deploy
     assert any("roles/artifactregistry.writer" in c for c in commands)
     assert any("roles/pubsub.publisher" in c and "bucketbuild-fn@" in c for c in commands)

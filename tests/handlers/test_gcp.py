@@ -9,11 +9,12 @@ mode); completion events are pulled from the emulator.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-import subprocess
+import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ import pytest
 import requests
 
 from tests.fixtures.functions import FunctionsServer, run_functions
+from tests.fixtures.images import BaseImages, skopeo_inspect_raw
+from tests.fixtures.proxy import fault_proxy
 from tests.fixtures.pubsub import PROJECT, Message, PubSub
-from tests.fixtures.registry import RegistryServer, free_port
+from tests.fixtures.registry import RegistryServer
 from tests.handlers.conftest import context_tar, image_exists, manifest_digest
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -39,6 +42,7 @@ class GcpStack:
     notifications: str  # topic fake-gcs-server publishes storage notifications to
     function: FunctionsServer
     registry: RegistryServer
+    env: dict[str, str]  # the function's environment
 
     def bucket(self) -> str:
         name = f"ctx-{uuid.uuid4().hex[:10]}"
@@ -99,22 +103,14 @@ def post_binary(stack: GcpStack, resource: dict[str, Any]) -> requests.Response:
                                body=json.dumps(resource).encode())
 
 
-def _start_notifying_gcs(workdir: Path, topic: str,
-                         pubsub: PubSub) -> tuple[subprocess.Popen[bytes], str]:
+def _notifying_gcs(workdir: Path, topic: str,
+                   pubsub: PubSub) -> contextlib.AbstractContextManager[str]:
     """A fake-gcs-server of our own that publishes finalize notifications to `topic`."""
-    from tests.fixtures.gcs import _binary, _wait_ready
+    from tests.fixtures.gcs import run_fake_gcs
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [str(_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-               "-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-external-url", url,
-               "-event.pubsub-project-id", PROJECT, "-event.pubsub-topic",
-               topic.rsplit("/", 1)[-1], "-event.list", "finalize", "-log-level", "warn"]
-    with open(workdir / "fake-gcs.log", "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                env={"PUBSUB_EMULATOR_HOST": pubsub.host})
-    _wait_ready(proc, url)
-    return proc, url
+    return run_fake_gcs(workdir / "fake-gcs.log", "-event.pubsub-project-id", PROJECT,
+                        "-event.pubsub-topic", topic.rsplit("/", 1)[-1], "-event.list",
+                        "finalize", env={"PUBSUB_EMULATOR_HOST": pubsub.host})
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +118,18 @@ def gcp(pubsub: PubSub, registry: RegistryServer,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcpStack]:
     workdir = tmp_path_factory.mktemp("gcp")
     completions, notifications = pubsub.topic("builds"), pubsub.topic("gcs")
-    gcs, gcs_url = _start_notifying_gcs(workdir, notifications, pubsub)
-    env = {"STORAGE_EMULATOR_HOST": gcs_url, "PUBSUB_EMULATOR_HOST": pubsub.host,
-           "GOOGLE_CLOUD_PROJECT": PROJECT,
-           "BUCKETBUILD_DESTINATION": f"{registry.host}/gcp/{{name}}:{{version}}",
-           "BUCKETBUILD_ALLOWED_DESTINATIONS": f"{registry.host}/gcp/*",
-           "BUCKETBUILD_INSECURE_REGISTRIES": registry.host,
-           "BUCKETBUILD_PUBSUB_TOPIC": completions, "BUCKETBUILD_TIMEOUT": "300",
-           "BUCKETBUILD_TIMEOUT_MARGIN": "5", "BUCKETBUILD_WORK_ROOT": str(workdir / "work")}
-    try:
+    with _notifying_gcs(workdir, notifications, pubsub) as gcs_url:
+        env = {"STORAGE_EMULATOR_HOST": gcs_url, "PUBSUB_EMULATOR_HOST": pubsub.host,
+               "GOOGLE_CLOUD_PROJECT": PROJECT,
+               "BUCKETBUILD_DESTINATION": f"{registry.host}/gcp/{{name}}:{{version}}",
+               "BUCKETBUILD_ALLOWED_DESTINATIONS": f"{registry.host}/gcp/*",
+               "BUCKETBUILD_INSECURE_REGISTRIES": registry.host,
+               "BUCKETBUILD_PUBSUB_TOPIC": completions, "BUCKETBUILD_TIMEOUT": "300",
+               "BUCKETBUILD_TIMEOUT_MARGIN": "5",
+               "BUCKETBUILD_WORK_ROOT": str(workdir / "work")}
         with run_functions(env=env, workdir=workdir / "function") as function:
-            yield GcpStack(gcs_url, pubsub, completions, notifications, function, registry)
-    finally:
-        gcs.terminate()
-        gcs.wait(timeout=10)
+            yield GcpStack(gcs_url, pubsub, completions, notifications, function, registry,
+                           env)
 
 
 def test_binary_finalize_event_builds_and_publishes(gcp: GcpStack) -> None:
@@ -257,3 +251,33 @@ def test_older_generation_after_a_newer_build_is_stale(gcp: GcpStack) -> None:
     assert status["data"]["source"]["version"] == new["generation"]
     assert [e["type"].rsplit(".", 1)[1] for e in gcp.events("gen.tar.gz", count=2)] == [
         "started", "succeeded"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="RUN uses the chroot sandbox (root)")
+def test_a_warm_instance_reuses_base_layers_and_the_sandbox_probe(
+        gcp: GcpStack, base_images: BaseImages, tmp_path: Path,
+        functions_server: Callable[..., FunctionsServer]) -> None:
+    manifest = json.loads(skopeo_inspect_raw(base_images.host, base_images.docker_gzip))
+    layers = [layer["digest"] for layer in manifest["layers"]]
+    bucket = gcp.bucket()
+    with fault_proxy(base_images.host) as proxy:
+        function = functions_server({  # an instance of its own: its cold start is ours
+            **gcp.env, "BUCKETBUILD_WORK_ROOT": str(tmp_path / "work"),
+            "BUCKETBUILD_INSECURE_REGISTRIES": f"{gcp.registry.host},{proxy.host}"})
+        logs, gets = [], []
+        for name in ("warm/one.tar.gz", "warm/two.tar.gz"):
+            files = {"Dockerfile": f"FROM {proxy.host}/{base_images.docker_gzip}\n"
+                                   f"RUN echo {name} > /made\n"}
+            resource = gcp.upload(bucket, name, context_tar(files))
+            reply = function.post(headers=binary_headers(resource),
+                                  body=json.dumps(resource).encode())
+            assert reply.status_code == 200, function.log()
+            data = gcp.status(bucket, name)["data"]
+            assert data["sandbox"] == "chroot", data.get("error")
+            logs.append(gcp.read(bucket, name + ".log").decode())
+            gets.append(sum(proxy.count("GET", f"/blobs/{digest}") for digest in layers))
+    assert gets == [len(layers), len(layers)]  # the second build read the cache
+    kept = tmp_path / "work" / "base-cache" / "blobs" / "sha256"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(d.split(":")[1] for d in layers)
+    assert "RUN sandbox chosen: chroot" in logs[0]  # the cold start probed
+    assert "RUN sandbox chosen" not in logs[1]  # the warm invocation did not

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from core.build.events import Message, Pushed, StepFinished, StepOutput, StepSta
 from core.service.buildlog import BuildLog, LogCapture
 from core.service.result import StepPosition
 from core.service.settings import SettingsError
-from core.service.workspace import Workspace, build_environment, docker_config_dir
+from core.service.workspace import Workspace, docker_config_dir, helper_environment
 
 
 def test_log_lines_and_step_tracking(tmp_path: Path) -> None:
@@ -58,22 +60,60 @@ def test_log_capture_copies_library_records(tmp_path: Path) -> None:
     assert "not copied" not in text and "after" not in text
 
 
-def test_workspace_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", "/original-home")
-    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+def test_workspace_and_helper_environment(tmp_path: Path) -> None:
+    before = dict(os.environ)
     workspace = Workspace.create(tmp_path / "root", "abc")
     assert workspace.root.parent == tmp_path / "root"
     assert workspace.root.name.startswith("abc-")
     assert oct(workspace.docker.stat().st_mode & 0o777) == "0o700"
-    with build_environment(workspace, docker_config=workspace.docker, tools_dir=Path("/tools")):
-        assert os.environ["HOME"] == str(workspace.home)
-        assert os.environ["TMPDIR"] == str(workspace.tmp)
-        assert os.environ["DOCKER_CONFIG"] == str(workspace.docker)
-        assert os.environ["PATH"].startswith("/tools:/tools/bin:")
-    assert os.environ["HOME"] == "/original-home"
-    assert "DOCKER_CONFIG" not in os.environ
+    env = helper_environment(workspace, docker_config=workspace.docker,
+                             tools_dir=Path("/tools"), environ={"PATH": "/usr/bin:/bin"})
+    assert env == {"HOME": str(workspace.home), "TMPDIR": str(workspace.tmp),
+                   "DOCKER_CONFIG": str(workspace.docker),
+                   "PATH": "/tools:/tools/bin:/usr/bin:/bin"}
+    assert "PATH" not in helper_environment(workspace, docker_config=workspace.docker,
+                                            tools_dir=None, environ=os.environ)
+    assert dict(os.environ) == before  # computed, never set
     workspace.remove()
     assert not workspace.root.exists()
+
+
+def test_log_captures_of_concurrent_builds_keep_their_own_records(tmp_path: Path) -> None:
+    """Two builds in two threads log at the same time; each build's worker threads run in
+    a copy of its context (as the engine starts them). Each log holds only its own lines; a
+    thread outside any build lands in neither."""
+    logs = {name: BuildLog(tmp_path / name) for name in ("one", "two")}
+    both = threading.Barrier(2)
+    library = logging.getLogger("core.build.outputs")
+
+    def build(name: str) -> None:
+        with LogCapture(logs[name]):
+            both.wait(timeout=10)
+            for i in range(200):
+                library.info("%s record %d", name, i)
+            worker = threading.Thread(target=contextvars.copy_context().run,
+                                      args=(library.info, "%s from a worker", name))
+            worker.start()
+            worker.join()
+            both.wait(timeout=10)  # the other build is still capturing
+
+    threads = [threading.Thread(target=build, args=(name,)) for name in logs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    stray = threading.Thread(target=library.info, args=("outside any build",))
+    stray.start()
+    stray.join()
+    handlers = logging.getLogger("core").handlers
+    assert len(handlers) == len(set(map(id, handlers)))  # one shared handler, attached once
+    for name, other in (("one", "two"), ("two", "one")):
+        logs[name].close()
+        text = (tmp_path / name).read_text()
+        assert text.count(f"info: {name} record") == 200
+        assert f"info: {name} from a worker" in text
+        assert f"{other} record" not in text and f"{other} from" not in text
+        assert "outside any build" not in text
 
 
 def test_docker_config_sources(tmp_path: Path) -> None:
