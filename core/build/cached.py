@@ -9,6 +9,8 @@ What a step's key holds (on top of its parent's key, see `core.cache.keys`):
 - COPY/ADD: the variables its expansion read, and the files it reads: names, modes and content
   digests of the context files matched (or the key / digest of the `--from` stage / image).
   ADD of a URL is cacheable only with `--checksum` (the remote content is not known before).
+Secret build arg values never enter a key as they are: a slow, salted hash stands for each
+(`core.cache.secret_inputs`), so a public key cannot be used to test guesses cheaply.
 Probing continues after a miss: each step is looked up. A hit appends the cached layer to the
 stage (applied to the tree only if the tree is on disk, else when a later step needs it). A
 miss's layer is stored after the step: the tiny cache image goes to the cache repository in the
@@ -30,9 +32,11 @@ from core.build.copy_sources import SourceTree, match_sources, walk_directory
 from core.build.layers import Layer, LayerSettings
 from core.build.options import BuildOptions
 from core.build.outputs import place_blob
+from core.build.secrets import secret_arg_values
 from core.build.session import BuildSession
 from core.build.stage import StageState
 from core.cache.keys import chain_key
+from core.cache.secret_inputs import SecretInputs, secret_salt
 from core.cache.store import (
     CacheEntry,
     CacheStore,
@@ -76,6 +80,8 @@ class BuildCache:
                          "level": settings.level, "epoch": settings.epoch,
                          "clamp": settings.clamp, "snapshot": options.snapshot_mode}
         self.stage_keys: dict[int, str] = {}
+        self.secrets = SecretInputs(secret_arg_values(options), salt=secret_salt(
+            str(registry) if registry is not None else ""))
         self.broken: set[int] = set()  # stages whose chain has an unknowable input
         self.hits = 0
         self.misses = 0
@@ -128,7 +134,7 @@ class BuildCache:
             inputs["uncacheable"] = os.urandom(16).hex()
             self.broken.add(state.index)
             cacheable = False
-        key = chain_key(parent, step.instruction.keyword, inputs)
+        key = chain_key(parent, step.instruction.keyword, self.secrets.hide(inputs))
         self.stage_keys[state.index] = key
         return key, cacheable
 

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from core.build.budget import DiskBudget
 from core.build.options import Compression, ImageFormat
@@ -37,9 +37,10 @@ from core.image.manifest import Descriptor
 from core.image.mediatypes import layer_media_type
 from core.image.reference import Repository
 from core.registry import RegistryClient
-from core.snapshot.compress import Compression as BlobCompression
-from core.snapshot.compress import LayerDigests, LayerWriter
-from core.snapshot.tarwriter import LayerTarWriter, MetadataOverride
+
+if TYPE_CHECKING:  # the layer writers are imported when a layer is made
+    from core.snapshot.compress import LayerDigests
+    from core.snapshot.tarwriter import LayerTarWriter, MetadataOverride
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class LayerPolicy:
     discard: bool = False  # nobody will read the layer: do not write it at all
 
 
-Fill = Callable[[LayerTarWriter], None]
+Fill = Callable[["LayerTarWriter"], None]
 
 
 class _Fanout:
@@ -249,6 +250,10 @@ class LayerSpool:
 
 def _compress(sink: _Fanout, fill: Fill, *, root: str, settings: LayerSettings,
               overrides: Mapping[str, MetadataOverride] | None) -> tuple[int, LayerDigests]:
+    from core.snapshot.compress import Compression as BlobCompression
+    from core.snapshot.compress import LayerWriter
+    from core.snapshot.tarwriter import LayerTarWriter
+
     writer = LayerWriter(sink, compression=BlobCompression(settings.compression),
                          level=settings.level)
     try:

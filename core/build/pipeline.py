@@ -11,22 +11,28 @@ destination repository of each registry while the build runs (`StageOutlook`); t
 for those uploads and mounts or copies blobs to the other repositories. The disk budget starts
 before the context is unpacked. With `--cache`, every step is keyed and looked up
 (`core.build.cached`); pulled base layers are kept between builds when a base layer cache
-directory is configured (`CacheOptions.base_dir`, else `$BUCKETBUILD_BASE_CACHE`).
+directory is configured (`CacheOptions.base_dir`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import platform as host_platform
 import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.build.assemble import assemble, created_text, final_config
 from core.build.bases import ImageResolver
-from core.build.budget import DiskBudget, free_bytes, size_text, tree_size
+from core.build.budget import (
+    DiskBudget,
+    free_bytes,
+    naming_disk_errors,
+    size_text,
+    tree_size,
+)
 from core.build.cached import BuildCache
 from core.build.copy_sources import SourceTree
 from core.build.events import EventSink
@@ -36,7 +42,14 @@ from core.build.outputs import push, write_digest_files, write_local
 from core.build.programs import last_users, stage_programs
 from core.build.registry_setup import make_registry
 from core.build.result import BuildResult, LayerInfo
-from core.build.sandbox import probe_lines
+from core.build.secrets import (
+    RedactingSink,
+    build_secrets,
+    persisted_secret_warnings,
+    redact_error,
+    redact_result,
+    redacted_history,
+)
 from core.build.session import BuildSession
 from core.build.steps import Progress, StageOutlook, run_stage, start_stage
 from core.build.uploads import Uploads
@@ -44,30 +57,41 @@ from core.build.workdir import WorkDir
 from core.cache.base import BaseLayerCache
 from core.context.files import ContextFiles
 from core.context.ignore import load_ignore
-from core.context.source import resolve_context
+from core.context.source import ContextLimits, locate_dockerfile, resolve_context
 from core.dockerfile import parse_dockerfile
-from core.errors import ContextError, UsageError
+from core.errors import BuildError, ContextError, UsageError
 from core.image.platform import default_platform, parse_platform
 from core.image.reference import Reference, Repository, parse_reference
 from core.plan import BuildPlan, StageBase, StageProgram, plan_build
+from core.redaction import SecretSet
 from core.registry import RegistryClient
-from core.run import Prober
+
+if TYPE_CHECKING:  # the sandbox modules are imported when a RUN step executes
+    from core.run import Prober
 
 log = logging.getLogger(__name__)
 
 
 def run_build(options: BuildOptions, *, events: EventSink,
               registry: RegistryClient | None = None, prober: Prober | None = None,
-              ) -> BuildResult:
+              secrets: SecretSet | None = None) -> BuildResult:
     """Build the image `options` describe; raise a `BuildError` subclass on failure.
-    `prober`: the RUN sandbox probe a process keeps across its builds (None: probe anew)."""
+    `prober`: the RUN sandbox probe a process keeps across its builds (None: probe anew).
+    `secrets`: the caller's secret set, filled with the build's (`core.build.secrets`);
+    events, errors and the result leave here with every secret redacted."""
     check_options(options)
+    known = build_secrets(options, into=secrets)
+    redacting = RedactingSink(events, known)
     workdir = WorkDir.create(options.work_dir)
     try:
-        return _build(options, events, registry, workdir, prober)
+        return redact_result(_build(options, redacting, registry, workdir, prober), known)
+    except BuildError as error:
+        redact_error(error, known)
+        raise
     finally:
         if options.cleanup:
             _remove(workdir)
+        workdir.release()
 
 
 def _remove(workdir: WorkDir) -> None:
@@ -104,24 +128,27 @@ def check_options(options: BuildOptions) -> None:
             parse_reference(destination)
 
 
-def _build(options: BuildOptions, events: EventSink, registry: RegistryClient | None,
+def _build(options: BuildOptions, events: RedactingSink, registry: RegistryClient | None,
            workdir: WorkDir, prober: Prober | None) -> BuildResult:
     budget = DiskBudget.start(workdir.root, options.disk_budget, spool=workdir.layers)
-    context = resolve_context(options.context, work_dir=workdir.root,
-                              sub_path=options.context_sub_path)
+    with naming_disk_errors("unpacking the context"):
+        context = resolve_context(options.context, work_dir=workdir.root,
+                                  sub_path=options.context_sub_path,
+                                  limits=ContextLimits.for_space(budget.remaining(), workdir.root))
     budget.copy_bytes = tree_size(context.root)
     if context.root.resolve().is_relative_to(workdir.root.resolve()):
         budget.context_bytes = budget.copy_bytes
     budget.check("unpacking the context")
-    dockerfile = _dockerfile_path(context.root, options.dockerfile)
+    dockerfile = locate_dockerfile(context, options.dockerfile)
     parsed = parse_dockerfile(_read(dockerfile), filename=options.dockerfile)
-    host = default_platform(host_platform.machine())
+    host = default_platform(os.uname().machine)  # what platform.machine() reads
     target = parse_platform(options.platform) if options.platform else host
     plan = plan_build(parsed, build_args=options.build_args, target=options.target,
                       build_platform=host, target_platform=target, filename=options.dockerfile)
     destinations = [parse_reference(d) for d in options.output.destinations]
     own = registry is None
-    client = registry if registry is not None else make_registry(options, plan, destinations)
+    client = registry if registry is not None else make_registry(
+        options, plan, destinations, on_secret=events.learn)  # tokens are redacted by value
     try:
         ignore = load_ignore(context.root, dockerfile)
         tree = SourceTree(ContextFiles(context.root, ignore), "build context", owner=(0, 0))
@@ -158,7 +185,7 @@ def _run(session: BuildSession, plan: BuildPlan, destinations: list[Reference],
     options = session.options
     assert session.images is not None
     plan, programs = stage_programs(plan, session.images)
-    for warning in plan.warnings:
+    for warning in (*plan.warnings, *persisted_secret_warnings(programs, options)):
         session.warn(warning)
     cache = BuildCache.create(options, session.settings, client)
     progress = Progress(total=sum(1 + len(programs[i].steps) for i in plan.order))
@@ -208,18 +235,15 @@ def _outlooks(plan: BuildPlan, programs: dict[int, StageProgram], options: Build
 
 
 def _base_cache(options: BuildOptions) -> BaseLayerCache | None:
-    """The base layer cache: `CacheOptions.base_dir`, else `$BUCKETBUILD_BASE_CACHE` (with
-    `$BUCKETBUILD_BASE_CACHE_BUDGET` bytes, default the options' budget)."""
+    """The base layer cache in `CacheOptions.base_dir` (None: none, or a budget of 0), holding
+    at most `base_budget` bytes and never more than a quarter of the space it could use (the
+    file system's free space plus what the cache holds already)."""
     root, budget = options.cache.base_dir, options.cache.base_budget
-    if root is None and os.environ.get("BUCKETBUILD_BASE_CACHE"):
-        root = Path(os.environ["BUCKETBUILD_BASE_CACHE"])
-        text = os.environ.get("BUCKETBUILD_BASE_CACHE_BUDGET", "")
-        budget = int(text) if text.isdigit() else budget
-    if root is None:
+    if root is None or budget <= 0:
         return None
-    try:  # never more than a quarter of what the file system has free
+    try:
         root.mkdir(parents=True, exist_ok=True)
-        budget = min(budget, free_bytes(root) // 4 + BaseLayerCache(root, 0).size())
+        budget = min(budget, (free_bytes(root) + BaseLayerCache(root, 0).size()) // 4)
     except OSError as error:
         log.warning("base layer cache %s is not usable: %s", root, error)
         return None
@@ -234,15 +258,17 @@ def _finish(session: BuildSession, plan: BuildPlan, destinations: list[Reference
     platform = parse_platform(options.platform) if options.platform else None
     image = final_config(state.config.image, created=session.created or created_text(None),
                          labels=options.labels, platform=platform)
+    image = redacted_history(image, options)
     built = assemble(image, state.tree.layers, image_format=options.output.image_format)
     session.check_deadline("pushing the image")
+    with naming_disk_errors("writing the image's local outputs"):  # before any tag is pushed
+        write_local(built, options.output, spool=session.spool, tags=destinations)
     pushed: list[str] = []
     if destinations and not options.output.no_push:
         pushed = push(built, destinations, spool=session.spool, registry=client,
                       events=session.events)
     elif session.spool.uploads is not None:
         session.spool.uploads.wait()  # cache entries still being written
-    write_local(built, options.output, spool=session.spool, tags=destinations)
     write_digest_files(options.output, built.digest, destinations)
     layers = tuple(LayerInfo(digest=layer.digest, diff_id=layer.diff_id, size=layer.size,
                              media_type=layer.descriptor.media_type,
@@ -253,12 +279,7 @@ def _finish(session: BuildSession, plan: BuildPlan, destinations: list[Reference
                        steps=tuple(progress.timings),
                        sandbox=session.sandbox.name if session.sandbox else None,
                        warnings=tuple(session.warnings),
-                       sandbox_probe=probe_lines(session.sandbox))
-
-
-def _dockerfile_path(root: Path, dockerfile: str) -> Path:
-    path = Path(dockerfile)
-    return path if path.is_absolute() else root / path
+                       sandbox_probe=session.probe_lines())
 
 
 def _read(path: Path) -> bytes:

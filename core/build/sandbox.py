@@ -4,8 +4,10 @@
 fakechroot) that the probe found usable and that suits the stage's tree (fakechroot needs a
 dynamically linked glibc `/bin/sh`); a name takes that sandbox or fails; `none` refuses RUN.
 The probe report comes from a `Prober` the caller keeps for the life of the process (a fresh
-one per build otherwise); its throwaway root, and every sandbox's temporary files, live under
-the build's work dir. Each choice is logged and announced as a `Message` event with the
+one per build otherwise). Nothing is probed until a RUN step executes, and then only the
+candidates up to the first that fits (a build whose RUN steps all come from the layer cache
+probes nothing); its throwaway root, and every sandbox's temporary files, live under the
+build's work dir. Each choice is logged and announced as a `Message` event with the
 reasons the candidates before it were passed over; a stage no sandbox suits fails its first
 RUN with an error naming what was probed.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from core.build.options import Isolation
 from core.run import Choice, Prober, RunResult, RunSpec, Sandbox, choose, with_scratch
+from core.run.choice import Entries
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,17 @@ class StageSandboxes:
         return "+".join(used) or self.isolation
 
     def report_lines(self) -> tuple[str, ...]:
-        """The probe report, one line per candidate ("" when nothing was probed)."""
-        if not self.prober.probed:
-            return ()
-        return tuple(str(entry) for entry in self.prober.report().entries)
+        """What the probe found, one line per candidate probed (() when nothing was)."""
+        return tuple(str(entry) for entry in self.prober.known_report().entries)
 
     def for_root(self, root: Path) -> Sandbox:
         """The sandbox for steps in `root` (`SandboxError` when there is none)."""
         key = os.path.realpath(root)
         choice = self._chosen.get(key)
         if choice is None:
-            report = self.prober.report(root_for_test=self.scratch)
+            # `none` names everything probed; otherwise probe only up to the first that fits
+            report: Entries = self.prober.report(root_for_test=self.scratch) \
+                if self.isolation == "none" else self.prober.lazily(root_for_test=self.scratch)
             choice = choose(self.isolation, report, Path(key))
             choice = Choice(with_scratch(choice.sandbox, self.scratch), choice.skipped)
             self._chosen[key] = choice

@@ -11,19 +11,21 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.build.bases import ImageResolver
 from core.build.copy_sources import SourceTree
 from core.build.events import EventSink, Message
 from core.build.layers import LayerSettings, LayerSpool
 from core.build.options import BuildOptions
-from core.build.sandbox import choose_sandbox
 from core.build.stage import StageState, Tree
 from core.build.workdir import WorkDir
 from core.errors import BuildError, DeadlineError
 from core.plan import ImageBase, ScratchBase, Source, StageBase
-from core.run import Prober
-from core.run.spec import Sandbox
+
+if TYPE_CHECKING:  # the sandbox modules are imported when a RUN first needs one
+    from core.run import Prober
+    from core.run.spec import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,20 @@ class BuildSession:
     def sandbox_for_run(self) -> Sandbox:
         """The RUN sandbox, chosen once per build on first use."""
         if self.sandbox is None:
+            from core.build.sandbox import choose_sandbox
+
             self.sandbox = choose_sandbox(self.options.run_isolation,
                                           probe_dir=self.workdir.tmp, prober=self.prober,
                                           notify=self.note)
         return self.sandbox
+
+    def probe_lines(self) -> tuple[str, ...]:
+        """The probe report behind the build's sandbox (() when no RUN needed one)."""
+        if self.sandbox is None:
+            return ()
+        from core.build.sandbox import probe_lines
+
+        return probe_lines(self.sandbox)
 
     def note(self, text: str) -> None:
         log.info("%s", text)

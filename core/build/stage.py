@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core.build.bases import pulled_layer_errors
 from core.build.config_steps import ConfigState
-from core.build.copy_plan import BlindView, DestView, DiskView, HeaderView
-from core.build.headers import HeaderIndex
 from core.build.layers import Layer, LayerSpool
-from core.build.users import Accounts
+from core.build.workdir import remove_tree
 from core.errors import RootfsError
 from core.image.manifest import Platform
 from core.rootfs import EntryMetadata, MetadataMap, Root, extract_layer
-from core.snapshot.index import FileType, StatIndex
-from core.snapshot.tarwriter import MetadataOverride
+
+if TYPE_CHECKING:  # what reads or writes a tree is imported when a step does
+    from core.build.copy_plan import DestView
+    from core.build.headers import HeaderIndex
+    from core.build.users import Accounts
+    from core.snapshot.index import StatIndex
+    from core.snapshot.tarwriter import MetadataOverride
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ class Tree:
         """How COPY and WORKDIR see the tree: on disk when extracted (or `eager`), else from
         the layers' headers, or empty. `blind`: the caller's result does not depend on the tree
         (see `BlindView`), so unless the tree is known already, nothing is read."""
+        from core.build.copy_plan import BlindView, DiskView, HeaderView
+
         if self.eager and not self.empty:
             self.ensure(spool)
         if self.extracted:
@@ -82,6 +88,8 @@ class Tree:
         return HeaderView(self._headers(spool), staging)
 
     def _headers(self, spool: LayerSpool) -> HeaderIndex:
+        from core.build.headers import HeaderIndex
+
         if self.headers is None:
             index = HeaderIndex()
             for layer in self.layers:
@@ -114,7 +122,7 @@ class Tree:
         return {path: _override(meta) for path, meta in self.metadata.items()}
 
     def _extract(self, spool: LayerSpool, layer: Layer) -> None:
-        with spool.open(layer) as source:
+        with pulled_layer_errors(layer), spool.open(layer) as source:
             result = extract_layer(source, self.rootfs, metadata=self.metadata,
                                    max_bytes=spool.extract_limit())
         spool.extracted(result.size)
@@ -127,7 +135,7 @@ class Tree:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.rootfs.exists():
-            shutil.rmtree(self.rootfs)
+            remove_tree(self.rootfs, strict=True)  # iterative: a tree can be 10,000 deep
         os.rename(other.rootfs, self.rootfs)
         other.extracted = False
         self.extracted = True
@@ -137,6 +145,8 @@ class Tree:
 
     def accounts(self, spool: LayerSpool) -> Accounts:
         """The tree's /etc/passwd and /etc/group (from the headers when not extracted)."""
+        from core.build.users import Accounts
+
         if self.empty:
             return Accounts()
         if self.eager:
@@ -149,11 +159,14 @@ class Tree:
 
 
 def _fold(index: HeaderIndex, spool: LayerSpool, layer: Layer) -> None:
-    with spool.open(layer) as source:
+    with pulled_layer_errors(layer), spool.open(layer) as source:
         index.apply_layer(source)
 
 
 def _override(meta: EntryMetadata) -> MetadataOverride:
+    from core.snapshot.index import FileType
+    from core.snapshot.tarwriter import MetadataOverride
+
     kind = FileType(str(meta.kind)) if str(meta.kind) in _SPECIAL else None
     return MetadataOverride(uid=meta.uid, gid=meta.gid, mode=meta.mode & 0o7777, type=kind,
                             devmajor=meta.devmajor, devminor=meta.devminor,

@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.build.bases import scratch_config
 from core.build.cached import BuildCache, apply_hit
@@ -31,14 +32,11 @@ from core.build.config_steps import (
     apply_config,
     base_config_for_child,
 )
-from core.build.copy import run_copy
 from core.build.events import StepFinished, StepStarted
 from core.build.layers import Layer, LayerPolicy
 from core.build.result import StepTiming
-from core.build.run import run_step
 from core.build.session import BuildSession
 from core.build.stage import StageState, Tree
-from core.build.workdir_step import run_workdir
 from core.dockerfile.instructions import (
     AddInstruction,
     CopyInstruction,
@@ -55,9 +53,9 @@ from core.errors import (
 )
 from core.image.reference import Repository
 from core.plan import ImageBase, ScratchBase, StageBase, StageProgram, Step
-from core.snapshot.diff import SnapshotMode, snapshot
-from core.snapshot.index import StatIndex
-from core.snapshot.tarwriter import write_diff
+
+if TYPE_CHECKING:  # the modules that execute steps are imported when a step runs
+    from core.snapshot.index import StatIndex
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +131,7 @@ def run_stage(session: BuildSession, state: StageState, program: StageProgram,
     outlook = outlook or StageOutlook()
     state.tree.eager = single or any(isinstance(s.instruction, RunInstruction)
                                      for s in program.steps)
-    start_index = StatIndex.scan(str(state.tree.ensure(session.spool))) if single else None
+    start_index = _scan_tree(session, state) if single else None
     key = cache.start(session, state, program) if cache is not None else ""
     credit: int | None = None
     for position, step in enumerate(program.steps):
@@ -260,13 +258,19 @@ def _dispatch(session: BuildSession, state: StageState, step: Step, *,
             state.config = apply_config(state.config, instruction, created=created)
             return None
         if isinstance(instruction, RunInstruction):
+            from core.build.run import run_step  # a cached rebuild never loads the sandboxes
+
             sandbox = session.sandbox_for_run()
             ran = run_step(session, state, step, sandbox, single_snapshot=single)
             return _record(state, ran.created_by, ran.layer, created, single)
         if isinstance(instruction, (CopyInstruction, AddInstruction)):
+            from core.build.copy import run_copy
+
             copied = run_copy(session, state, step, single_snapshot=single)
             return _record(state, copied.created_by, copied.layer, created, single)
         if isinstance(instruction, WorkdirInstruction):
+            from core.build.workdir_step import run_workdir
+
             made = run_workdir(session, state, step, single_snapshot=single)
             return _record(state, made.created_by, made.layer, created, single,
                            workdir=step.workdir)
@@ -304,9 +308,19 @@ def _located(error: StepError, step: Step) -> StepError:
                      exit_code=error.exit_code)
 
 
+def _scan_tree(session: BuildSession, state: StageState) -> StatIndex:
+    """The stage's tree as `--single-snapshot` starts it (extracted first)."""
+    from core.snapshot.index import StatIndex
+
+    return StatIndex.scan(str(state.tree.ensure(session.spool)))
+
+
 def _single_snapshot(session: BuildSession, state: StageState, start: StatIndex,
                      credit: int | None) -> None:
     """One layer with every change the stage made, credited to the last file step."""
+    from core.snapshot.diff import SnapshotMode, snapshot
+    from core.snapshot.tarwriter import write_diff
+
     diff, _ = snapshot(start, mode=SnapshotMode(session.options.snapshot_mode))
     history = list(state.config.image.history)
     if diff.is_empty or credit is None:

@@ -6,6 +6,7 @@ the number of tags), then puts the manifest under every tag, last, with its exac
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import io
 import logging
@@ -136,8 +137,8 @@ def _upload_with_retries(conn: Connection, repository: str, source: BlobSource,
 def mount_or_find(conn: Connection, repository: str, digest: str, *,
                   mount_from: Sequence[str] = ()) -> BlobAction | None:
     """Make a blob present without sending it: found by HEAD, or mounted from a repository of
-    the same registry. None when neither worked (an upload session a refused mount opened is
-    left to expire)."""
+    the same registry (`mount_from`: repositories known to hold it). None when neither worked
+    (an upload session a refused mount opened is left to expire)."""
     if blob_exists(conn, repository, digest):
         return "exists"
     for other in (r for r in mount_from if r != repository):
@@ -204,8 +205,9 @@ def push_blobs(conn: Connection, repository: str, blobs: Sequence[BlobSource], *
                 for b in unique]
     with ThreadPoolExecutor(max_workers=min(options.max_concurrent, len(unique)),
                             thread_name_prefix="blob-push") as pool:
-        futures = [pool.submit(push_blob, conn, repository, blob, options=options,
-                               mount_from=mount_from) for blob in unique]
+        futures = [pool.submit(contextvars.copy_context().run, push_blob, conn, repository,
+                               blob, options=options, mount_from=mount_from)
+                   for blob in unique]  # in the caller's context: its log records stay its
         try:
             return [future.result() for future in futures]
         except BaseException:

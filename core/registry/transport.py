@@ -3,13 +3,16 @@
 A `Transport` owns one `requests.Session` for one registry host. Requests are retried on
 connection errors, 429 and 5xx with exponential backoff and full jitter (honouring
 `Retry-After`), at most `TransportOptions.retries` extra attempts. Bodies that cannot be
-replayed are given as a factory that opens a fresh body per attempt.
+replayed are given as a factory that opens a fresh body per attempt. What `requests` would read
+from the environment for every request (proxy variables, `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`,
+`~/.netrc`) is read once per origin and passed along, with the same meaning.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, get_netrc_auth
 
 from core import __version__
 from core.registry.errors import RETRYABLE_STATUSES, transport_error
@@ -93,6 +97,12 @@ class Transport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = options.user_agent
+        # the environment is read here (and once per origin), not by requests per request
+        self._trust_env = self.session.trust_env
+        self.session.trust_env = False
+        self._env_bundle = (os.environ.get("REQUESTS_CA_BUNDLE")
+                            or os.environ.get("CURL_CA_BUNDLE")) if self._trust_env else None
+        self._origins: dict[str, tuple[dict[str, str], tuple[str, str] | None]] = {}
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -109,12 +119,29 @@ class Transport:
     def verify_for_url(self, url: str) -> bool | str:
         return self.options.verify_for(urlsplit(url).netloc)
 
+    def environment(self, url: str) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """The proxies and `.netrc` credentials `requests` would take from the environment for
+        `url`'s origin, read on first use."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        found = self._origins.get(origin)
+        if found is None:
+            found = (get_environ_proxies(url), get_netrc_auth(url)) if self._trust_env else (
+                {}, None)
+            self._origins[origin] = found
+        return found
+
     def send_once(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                   body: Body = None, stream: bool = False) -> requests.Response:
         """One request, no retry, no redirects. Connection errors propagate."""
+        proxies, netrc = self.environment(url)
+        verify = self.verify_for_url(url)
+        if verify is True and self._env_bundle:
+            verify = self._env_bundle
         return self.session.request(
             method, url, headers=dict(headers or {}), data=body, stream=stream,
-            timeout=self.timeout, verify=self.verify_for_url(url), allow_redirects=False,
+            timeout=self.timeout, verify=verify, allow_redirects=False, proxies=proxies,
+            auth=netrc if self.session.auth is None else None,
         )
 
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,

@@ -3,18 +3,27 @@
 `chroot`, `userns` and `proot` run any program; `fakechroot` runs only dynamically linked glibc
 programs, so it suits a root only when its `/bin/sh` is one. `choose` walks the probe report in
 its order of preference for `auto`, or takes the sandbox named, and says why each one before
-the choice was passed over.
+the choice was passed over. It asks the report for candidates one at a time, so a lazy report
+(`Prober.lazily`) probes only up to the first one that fits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from core.errors import SandboxError
 from core.run.fakechroot import FakechrootSandbox
-from core.run.probe import CANDIDATES, NAMES, NoSandbox, ProbeEntry, ProbeReport
+from core.run.probe import CANDIDATES, NAMES, NoSandbox, ProbeEntry
 from core.run.spec import Sandbox
+
+
+class Entries(Protocol):
+    """What `choose` reads: a `ProbeReport`, or a `LazyReport` that probes on demand."""
+
+    def entry(self, name: str) -> ProbeEntry | None: ...
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,7 @@ def unsuitable(sandbox: Sandbox, root: Path) -> str | None:
     return None
 
 
-def choose(isolation: str, report: ProbeReport, root: Path) -> Choice:
+def choose(isolation: str, report: Entries, root: Path) -> Choice:
     """The sandbox `--run-isolation isolation` gives for `root`; `SandboxError` naming what
     was probed (and why each candidate does not fit) when there is none."""
     if isolation == "none":

@@ -4,8 +4,9 @@
 worked and why or why not; nothing is inferred from the user id or the platform. The program is
 a static busybox copied into a throwaway root, except for `fakechroot`, which runs only dynamic
 glibc programs: it gets the host's own shell. Whether a usable sandbox also suits a stage's base
-image is `core.run.choice`'s question. Probing costs a few process starts per candidate: do it
-once per process and keep the report (`Prober` does that for whoever holds it).
+image is `core.run.choice`'s question. Probing costs a few process starts per candidate (0.1-0.3 s
+each): do it once per process and keep the answers (`Prober` does that for whoever holds it),
+and only for the candidates asked about (`Prober.lazily`: `auto` stops at the first that fits).
 `select_sandbox` turns a report and a `--run-isolation` name into a `Sandbox`.
 """
 
@@ -72,7 +73,7 @@ def probe(*, candidates: Sequence[str] = CANDIDATES, root_for_test: Path | None 
     `tools_dir`, then on `PATH`.
     """
     tools = Tools.discover(tools_dir=tools_dir)
-    with _test_roots(tools, root_for_test) as roots:
+    with _test_roots(tools, root_for_test, candidates) as roots:
         entries = tuple(_probe_one(name, tools, roots) for name in candidates)
     chosen = next((e.name for e in entries if e.usable), None)
     for entry in entries:
@@ -82,37 +83,78 @@ def probe(*, candidates: Sequence[str] = CANDIDATES, root_for_test: Path | None 
 
 
 class Prober:
-    """Probes on first use and keeps the report for as long as this object lives (hold one
-    per process: the environment does not change under it)."""
+    """Probes on demand and keeps what it found for as long as this object lives (hold one
+    per process: the environment does not change under it). `entry` probes one candidate,
+    the first time it is asked for; `report` probes every candidate not probed yet."""
 
     def __init__(self, *, candidates: Sequence[str] = CANDIDATES,
                  root_for_test: Path | None = None, tools_dir: Path | None = None) -> None:
         self._options = (tuple(candidates), root_for_test, tools_dir)
-        self._report: ProbeReport | None = None
+        self._entries: dict[str, ProbeEntry] = {}
+        self._known: ProbeReport | None = None  # known_report(), until more is probed
 
     @classmethod
     def known(cls, report: ProbeReport) -> Prober:
         """A prober that already has its answer (a report made elsewhere)."""
         prober = cls(candidates=tuple(e.name for e in report.entries))
-        prober._report = report
+        prober._entries = {e.name: e for e in report.entries}
         return prober
 
     @property
     def probed(self) -> bool:
-        return self._report is not None
+        """Whether any candidate has been probed."""
+        return bool(self._entries)
+
+    def entry(self, name: str, *, root_for_test: Path | None = None) -> ProbeEntry | None:
+        """One candidate's entry, probed now if it was not yet (throwaway root under
+        `root_for_test`, default the one given at construction); None if not a candidate."""
+        if name not in self._options[0]:
+            return None
+        if name not in self._entries:
+            self._probe((name,), root_for_test)
+        return self._entries[name]
 
     def report(self, *, root_for_test: Path | None = None) -> ProbeReport:
-        """The report; the first call probes, with its throwaway root under `root_for_test`
-        (default: the one given at construction)."""
-        if self._report is None:
-            candidates, default_root, tools_dir = self._options
-            self._report = probe(candidates=candidates,
-                                 root_for_test=root_for_test or default_root,
-                                 tools_dir=tools_dir)
-        return self._report
+        """Every candidate, probing those not probed yet."""
+        missing = tuple(name for name in self._options[0] if name not in self._entries)
+        if missing:
+            self._probe(missing, root_for_test)
+        return self.known_report()
+
+    def known_report(self) -> ProbeReport:
+        """What has been probed so far, in candidate order (nothing is probed now)."""
+        if self._known is None:
+            entries = tuple(self._entries[n] for n in self._options[0] if n in self._entries)
+            self._known = ProbeReport(entries, next((e.name for e in entries if e.usable), None))
+        return self._known
+
+    def lazily(self, *, root_for_test: Path | None = None) -> LazyReport:
+        """A report-like view that probes each candidate only when `entry` asks for it."""
+        return LazyReport(self, root_for_test)
 
     def select(self, name: str) -> Sandbox:
         return select_sandbox(name, self.report())
+
+    def _probe(self, names: tuple[str, ...], root_for_test: Path | None) -> None:
+        _, default_root, tools_dir = self._options
+        found = probe(candidates=names, root_for_test=root_for_test or default_root,
+                      tools_dir=tools_dir)
+        self._entries.update((e.name, e) for e in found.entries)
+        self._known = None
+
+
+@dataclass(frozen=True)
+class LazyReport:
+    """`Prober.lazily`: `entry` probes on first use; `describe` tells what was probed."""
+
+    prober: Prober
+    root_for_test: Path | None
+
+    def entry(self, name: str) -> ProbeEntry | None:
+        return self.prober.entry(name, root_for_test=self.root_for_test)
+
+    def describe(self) -> str:
+        return self.prober.known_report().describe()
 
 
 @dataclass(frozen=True)
@@ -162,13 +204,18 @@ class _Roots:
 
 
 @contextlib.contextmanager
-def _test_roots(tools: Tools, parent: Path | None) -> Iterator[_Roots]:
+def _test_roots(tools: Tools, parent: Path | None, names: Sequence[str]) -> Iterator[_Roots]:
+    """The throwaway roots the candidates `names` need (fakechroot the dynamic one, the
+    others the static one)."""
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     holder = Path(tempfile.mkdtemp(prefix="bucketbuild-probe-", dir=parent))
+    unused = "not needed"
     try:
-        yield _Roots(holder, _static_root(tools, holder / "static"),
-                     _dynamic_root(tools, holder / "dynamic"))
+        static = _static_root(tools, holder / "static") \
+            if any(name != "fakechroot" for name in names) else unused
+        dynamic = _dynamic_root(tools, holder / "dynamic") if "fakechroot" in names else unused
+        yield _Roots(holder, static, dynamic)
     finally:
         shutil.rmtree(holder, ignore_errors=True)
 

@@ -64,14 +64,7 @@ class ShortPath:
         if len(name) > 100 or not name.isascii() or uid > _MAX_ID or gid > _MAX_ID \
                 or not 0 <= mtime <= _MAX_TIME:
             return False
-        data = self._read(path, size)
-        if data is None:
-            return False
-        self._append(name, mode, uid, gid, mtime, data)
-        return True
-
-    def _read(self, path: str, size: int) -> bytes | None:
-        """The file's bytes; None when it has xattrs or is not `size` bytes any more."""
+        # the file's bytes, read here rather than in a helper: this runs once per entry
         head, _, tail = path.rpartition("/")
         if head != self._directory:
             self._enter(head)
@@ -81,15 +74,18 @@ class ShortPath:
             raise RootfsError(f"cannot read {path!r}: {exc.strerror}") from exc
         try:
             if self._check_xattrs and os.listxattr(fd):
-                return None
+                return False
             data = os.read(fd, size)
         except OSError as exc:  # xattrs unsupported, or unreadable: the careful path decides
             if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                 self._check_xattrs = False
-            return None
+            return False
         finally:
             os.close(fd)
-        return data if len(data) == size else None
+        if len(data) != size:  # changed since the scan: the careful path says so
+            return False
+        self._append(name, mode, uid, gid, mtime, data)
+        return True
 
     def _enter(self, directory: str) -> None:
         self._leave()

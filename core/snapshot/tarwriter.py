@@ -40,6 +40,7 @@ from core.snapshot.shortpath import ShortPath
 
 _READ_CHUNK = 1 << 20
 _ZEROS = bytes(th.BLOCK)
+_NO_PARTS = (b"", b"", b"", 0)
 _TYPEFLAGS = {stat.S_IFREG: th.REGULAR, stat.S_IFDIR: th.DIRECTORY, stat.S_IFLNK: th.SYMLINK,
               stat.S_IFCHR: th.CHAR, stat.S_IFBLK: th.BLOCKDEV, stat.S_IFIFO: th.FIFO}
 _DISK_TYPES = {th.REGULAR: FileType.FILE, th.DIRECTORY: FileType.DIR, th.SYMLINK: FileType.SYMLINK,
@@ -106,6 +107,7 @@ class LayerTarWriter:
         self._flush_size = flush_size
         self._buf = bytearray()
         self._plain = th.PlainHeaders()
+        self._recent: tuple[tuple[int, ...], tuple[bytes, bytes, bytes, int]] = ((), _NO_PARTS)
         self._last_key: bytes | None = None
         self._entries = 0
         self._written = 0
@@ -268,7 +270,10 @@ class LayerTarWriter:
         self._last_key = key
         self._entries += 1
         size = len(data)
-        ids, mtime_field, tail, base = self._plain.parts(mode, uid, gid, mtime, th.REGULAR)
+        combination = (mode, uid, gid, mtime)  # neighbours mostly share it
+        if combination != self._recent[0]:
+            self._recent = (combination, self._plain.parts(mode, uid, gid, mtime, th.REGULAR))
+        ids, mtime_field, tail, base = self._recent[1]
         size_field = b"%011o\0" % size
         checksum = base + (zlib.adler32(name, 0) & 0xFFFF) + (
             zlib.adler32(size_field, 0) & 0xFFFF)
