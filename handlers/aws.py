@@ -9,7 +9,7 @@ Lambda retries the event and the finished uploads answer from their status objec
 
 Settings and service clients are made per invocation: a boto3 client costs milliseconds, a
 build seconds. The one thing an execution environment keeps between warm invocations is the
-RUN sandbox probe (about 0.7 s a build otherwise): `handler` is a `LambdaHandler`, made once
+RUN sandbox probe (0.1-0.6 s a build otherwise): `handler` is a `LambdaHandler`, made once
 when Lambda imports this module (the cold start), and it holds the probe (`InstanceProbe`).
 
 The runtime calls the handler in its main thread, so SIGTERM (sent before the execution
