@@ -8,14 +8,13 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.images import BaseImages
 from tests.handlers.conftest import AwsStack, context_tar, image_exists
+from tests.resources.conftest import processes_with, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the runtime's part: call the handler in the main thread, as the Lambda runtime does
@@ -26,27 +25,6 @@ from tests.handlers.conftest import LambdaContext
 handler(json.loads(sys.argv[1]), LambdaContext())
 """
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="RUN uses the chroot sandbox (root)")
-
-
-def _processes_with(token: str) -> list[str]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if token in cmdline and int(pid) != os.getpid():
-            found.append(f"{pid}: {cmdline.strip()}")
-    return found
-
-
-def _wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @needs_root
@@ -66,7 +44,7 @@ def test_sigterm_mid_run_records_a_terminated_build(aws_stack: AwsStack,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
-        _wait_for(lambda: bool(_processes_with(token)) or runtime.poll() is not None,
+        wait_for(lambda: bool(processes_with(token)) or runtime.poll() is not None,
                   timeout=120, what="the RUN step")
         assert runtime.poll() is None, runtime.communicate()[1][-3000:]
         runtime.send_signal(signal.SIGTERM)
@@ -76,7 +54,7 @@ def test_sigterm_mid_run_records_a_terminated_build(aws_stack: AwsStack,
             runtime.kill()
     assert runtime.returncode != 0
     assert "Terminated: terminated by SIGTERM" in stderr, stderr[-3000:]
-    assert _processes_with(token) == []
+    assert processes_with(token) == []
     status = aws_stack.status(key)
     assert status["type"] == "io.bucketbuild.build.failed"
     error = status["data"]["error"]

@@ -158,18 +158,6 @@ def processes_with(token: str) -> list[str]:
     return found
 
 
-def write_context(root: Path, files: Mapping[str, str | bytes]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return root
-
-
 def unique_tag(registry_host: str, name: str) -> str:
     return f"{registry_host}/resources/{name}:{uuid.uuid4().hex[:10]}"
 

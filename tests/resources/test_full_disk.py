@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.image.reference import parse_reference
+from tests.build.conftest import write_context
 from tests.fixtures.images import BaseImages, compose_image, push_built, skopeo_inspect_raw
 from tests.fixtures.registry import RegistryServer, make_client
 from tests.resources.conftest import (
@@ -23,7 +24,6 @@ from tests.resources.conftest import (
     run_cli,
     unique_tag,
     wait_for,
-    write_context,
 )
 
 DISK_MB = 48

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.conftest import write_context
 from tests.fixtures.images import BaseImages, skopeo_inspect_raw, skopeo_unpack
 from tests.fixtures.proxy import Fault, fault_proxy
 from tests.fixtures.registry import RegistryServer
@@ -27,7 +28,6 @@ from tests.resources.conftest import (
     start_cli,
     unique_tag,
     wait_for,
-    write_context,
 )
 
 

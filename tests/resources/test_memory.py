@@ -17,6 +17,7 @@ import resource
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.build.conftest import write_context
 from tests.fixtures.images import BaseImages, skopeo_inspect_raw
 from tests.fixtures.registry import RegistryServer
 from tests.resources.conftest import (
@@ -25,7 +26,6 @@ from tests.resources.conftest import (
     start_cli,
     unique_tag,
     wait_for,
-    write_context,
 )
 
 MIB = 1 << 20

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.build.conftest import write_context
 from tests.fixtures.images import BaseImages, skopeo_inspect_raw
 from tests.fixtures.registry import RegistryServer
 from tests.resources.conftest import (
@@ -18,7 +19,6 @@ from tests.resources.conftest import (
     start_cli,
     unique_tag,
     wait_for,
-    write_context,
 )
 
 
