@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,7 @@ class Prober:
         self._options = (tuple(candidates), root_for_test, tools_dir)
         self._entries: dict[str, ProbeEntry] = {}
         self._known: ProbeReport | None = None  # known_report(), until more is probed
+        self._lock = threading.Lock()  # builds sharing a prober probe each candidate once
 
     @classmethod
     def known(cls, report: ProbeReport) -> Prober:
@@ -137,10 +139,14 @@ class Prober:
 
     def _probe(self, names: tuple[str, ...], root_for_test: Path | None) -> None:
         _, default_root, tools_dir = self._options
-        found = probe(candidates=names, root_for_test=root_for_test or default_root,
-                      tools_dir=tools_dir)
-        self._entries.update((e.name, e) for e in found.entries)
-        self._known = None
+        with self._lock:
+            names = tuple(name for name in names if name not in self._entries)
+            if not names:
+                return
+            found = probe(candidates=names, root_for_test=root_for_test or default_root,
+                          tools_dir=tools_dir)
+            self._entries.update((e.name, e) for e in found.entries)
+            self._known = None
 
 
 @dataclass(frozen=True)
