@@ -7,7 +7,6 @@ name": a built stage's tree or an image's tree (extracted on first use under `im
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ if TYPE_CHECKING:  # the sandbox modules are imported when a RUN first needs one
     from core.run import Prober
     from core.run.spec import Sandbox
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,11 +77,11 @@ class BuildSession:
         return probe_lines(self.sandbox)
 
     def note(self, text: str) -> None:
-        log.info("%s", text)
+        """Tell the user something: an event (not also a log record, which a build log that
+        captures records would then show twice)."""
         self.events.emit(Message("info", text))
 
     def warn(self, text: str) -> None:
-        log.warning("%s", text)
         self.warnings.append(text)
         self.events.emit(Message("warning", text))
 

@@ -105,6 +105,7 @@ def test_warm_invocations_reuse_base_layers_and_the_sandbox_probe(
     assert "RUN sandbox chosen" not in second_log  # the warm one did not
     assert first["sandbox"] == second["sandbox"] == "chroot"
     assert "probed: chroot: usable" in second_log  # with the kept report
+    assert second_log.count("RUN sandbox:") == 1  # told once, not also as a log record
 
 
 def test_sns_wrapped_deliveries(aws_stack: AwsStack) -> None:
