@@ -111,9 +111,10 @@ class StreamTarget:
         try:
             while (item := self._queue.get()) is not None and self._error is None:
                 if isinstance(item, str):
+                    size = self._upload.size  # finishing drops the buffers it counts
                     self._upload.finish(item)
                     log.info("streamed %s to %s (%d bytes%s)", item, self.repository,
-                             self._upload.size, ", spooled: chunks refused"
+                             size, ", spooled: chunks refused"
                              if self._upload.refused else "")
                     self.future.set_result(item)
                     return

@@ -4,9 +4,12 @@ only when kept or when the registry refuses chunks; other destinations get mount
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from core.build.options import OutputOptions
 from core.image.reference import parse_reference
@@ -43,10 +46,17 @@ def test_layers_stream_in_chunks_and_are_not_kept(proxied: ProxiedBuilds) -> Non
     assert (rootfs / "two/b.bin").read_bytes() == _noise(2 * CHUNK + 17, 2)
 
 
-def test_small_layers_go_in_one_put(proxied: ProxiedBuilds) -> None:
-    proxied.build("FROM scratch\nCOPY x /x/\n", {"x/y": "y"})
+def test_small_layers_go_in_one_put(proxied: ProxiedBuilds,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="core.build.uploads"):
+        result = proxied.build("FROM scratch\nCOPY x /x/\n", {"x/y": "y"})
     assert proxied.proxy.count("PATCH") == 0
     assert proxied.proxy.count("PUT", "digest=") == 2  # the layer, the config
+    image = result.destinations[0].split("/", 1)[1]
+    (layer,) = json.loads(skopeo_inspect_raw(proxied.registry.host, image))["layers"]
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("streamed ")]
+    assert len(logged) == 1 and logged[0].startswith(f"streamed {layer['digest']} ")
+    assert logged[0].endswith(f" ({layer['size']} bytes)")  # counted before the upload ended
 
 
 def test_registry_refusing_chunks_gets_spooled_blobs(proxied: ProxiedBuilds) -> None:
