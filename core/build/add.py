@@ -29,10 +29,11 @@ import urllib3
 from core.build.url_fetch import FetchError, open_url
 from core.build.url_policy import UrlPolicy, UrlRefusedError
 from core.errors import StepError
-from core.rootfs import EntryMetadata, MetadataMap, Root
 from core.rootfs.apply import Applier
 from core.rootfs.compression import decompressed
+from core.rootfs.metadata import EntryMetadata, MetadataMap
 from core.rootfs.nodes import WritePolicy
+from core.rootfs.paths import Root
 from core.rootfs.tarstream import TarReader
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,14 @@ What a step's key holds (on top of its parent's key, see `core.cache.keys`):
   ADD of a URL is cacheable only with `--checksum` (the remote content is not known before).
 Secret build arg values never enter a key as they are: a slow, salted hash stands for each
 (`core.cache.secret_inputs`), so a public key cannot be used to test guesses cheaply.
-Probing continues after a miss: each step is looked up. A hit appends the cached layer to the
-stage (applied to the tree only if the tree is on disk, else when a later step needs it). A
-miss's layer is stored after the step: the tiny cache image goes to the cache repository in the
-background once the layer's upload is done (mounted or copied there, never compressed again),
-or to the OCI layout at once. Writing the cache never fails the build; failures are warnings.
+Probing continues after a miss: each step is looked up. Keys chain on inputs, never on a
+step's result, so a stage's keys are all known when it starts: their lookups run then, a few at
+a time on a small pool, and each step takes its answer in order. A hit appends the cached layer
+to the stage (applied to the tree only if the tree is on disk, else when a later step needs
+it). A miss's layer is stored after the step: the tiny cache image goes to the cache
+repository in the background once the layer's upload is done (mounted or copied there, never
+compressed again), or to the OCI layout at once. Writing the cache never fails the build;
+failures are warnings.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import UTC, datetime
 from pathlib import Path
 
 from core.build.budget import size_text
+from core.build.config_steps import CONFIG_INSTRUCTIONS, ConfigState, apply_config
 from core.build.copy_sources import SourceTree, match_sources, walk_directory
 from core.build.layers import Layer, LayerSettings
 from core.build.options import BuildOptions
@@ -53,6 +59,7 @@ from core.dockerfile.instructions import (
     WorkdirInstruction,
 )
 from core.errors import BuildError
+from core.image.config import ContainerConfig
 from core.image.manifest import Platform
 from core.image.reference import Repository, parse_repository
 from core.plan import ScratchBase, Source, StageBase, StageProgram, Step
@@ -62,6 +69,8 @@ log = logging.getLogger(__name__)
 
 
 _FILE_STEPS = (RunInstruction, CopyInstruction, AddInstruction, WorkdirInstruction)
+#: lookups of one stage that run at the same time (each is 3 small requests)
+_LOOKUP_THREADS = 4
 
 
 class _NotCacheable(Exception):
@@ -85,6 +94,8 @@ class BuildCache:
         self.broken: set[int] = set()  # stages whose chain has an unknowable input
         self.hits = 0
         self.misses = 0
+        self._pending: dict[str, Future[CacheEntry | None]] = {}  # lookups started early
+        self._digests: dict[tuple[int, str], tuple[Step, object]] = {}  # context reads
         self._warnings: list[str] = []
         self._lock = threading.Lock()
 
@@ -114,6 +125,7 @@ class BuildCache:
         key = chain_key("", "stage", {"base": origin, "platform": state.platform,
                                       "settings": self.settings})
         self.stage_keys[state.index] = key
+        self._prefetch(session, state.index, state.config, program, key)
         return key
 
     def step_key(self, session: BuildSession, state: StageState, step: Step,
@@ -124,19 +136,54 @@ class BuildCache:
         environment a RUN sees, USER, SHELL, the working directory)."""
         if not isinstance(step.instruction, _FILE_STEPS):
             return parent, False
-        inputs: dict[str, object] = {"instruction": step.instruction, "onbuild": step.onbuild,
-                                     "workdir": step.workdir}
         cacheable = self._wanted(step) and state.index not in self.broken
         try:
-            inputs.update(self._inputs(session, state, step))
+            key = self._chain(session, state.config.config, step, parent)
         except _NotCacheable as why:
             log.info("not cached from here on: %s", why)
-            inputs["uncacheable"] = os.urandom(16).hex()
+            inputs = {**_step_facts(step), "uncacheable": os.urandom(16).hex()}
+            key = chain_key(parent, step.instruction.keyword, self.secrets.hide(inputs))
             self.broken.add(state.index)
             cacheable = False
-        key = chain_key(parent, step.instruction.keyword, self.secrets.hide(inputs))
         self.stage_keys[state.index] = key
         return key, cacheable
+
+    def _chain(self, session: BuildSession, config: ContainerConfig, step: Step,
+               parent: str) -> str:
+        inputs = {**_step_facts(step), **self._inputs(session, config, step)}
+        return chain_key(parent, step.instruction.keyword, self.secrets.hide(inputs))
+
+    def _planned_keys(self, session: BuildSession, config: ConfigState,
+                      program: StageProgram, key: str) -> Iterator[str]:
+        """The keys `step_key` will give the stage's cacheable steps, as far as they can be
+        known before the first runs (without its side effects: no log, no `broken`)."""
+        try:
+            for step in program.steps:
+                instruction = step.instruction
+                if isinstance(instruction, CONFIG_INSTRUCTIONS):
+                    config = apply_config(config, instruction, created=session.created)
+                elif isinstance(instruction, _FILE_STEPS):
+                    key = self._chain(session, config.config, step, key)
+                    if self._wanted(step):
+                        yield key
+        except Exception:  # a guess only: the step itself meets (and reports) the error
+            return
+
+    def _prefetch(self, session: BuildSession, index: int, config: ConfigState,
+                  program: StageProgram, key: str) -> None:
+        """Start the lookups of the stage's cacheable steps, a few at a time."""
+        if index in self.broken:
+            return
+        keys = [k for k in self._planned_keys(session, config, program, key)
+                if k not in self._pending]
+        if not keys:
+            return
+        ttl = float(self.options.cache.ttl_seconds)
+        pool = ThreadPoolExecutor(max_workers=min(_LOOKUP_THREADS, len(keys)),
+                                  thread_name_prefix="cache-lookup")
+        for k in keys:
+            self._pending[k] = pool.submit(copy_context().run, self.store.lookup, k, ttl=ttl)
+        pool.shutdown(wait=False)  # the threads end when the last lookup is done
 
     def _wanted(self, step: Step) -> bool:
         instruction = step.instruction
@@ -146,21 +193,21 @@ class BuildCache:
             return self.options.cache.copy_layers
         return False
 
-    def _inputs(self, session: BuildSession, state: StageState, step: Step,
+    def _inputs(self, session: BuildSession, config: ContainerConfig, step: Step,
                 ) -> dict[str, object]:
+        """What a file step adds to its key (`config`: the stage's config before it)."""
         instruction = step.instruction
         if isinstance(instruction, RunInstruction):
-            config = state.config.config
-            mounts = [self._mount_input(session, mount.source, source)
+            mounts = [self._mount_input(session, step, n, mount.source, source)
                       if mount.type == "bind" else None
-                      for mount, source in zip(instruction.mounts, step.mount_sources,
-                                               strict=False)]
+                      for n, (mount, source) in enumerate(zip(
+                          instruction.mounts, step.mount_sources, strict=False))]
             return {"env": dict(step.env), "build_args": step.build_args,
                     "user": config.user, "shell": config.shell, "mounts": mounts,
                     "ignore": sorted(self.options.ignore_paths)}
         if isinstance(instruction, (CopyInstruction, AddInstruction)):
             return {"used": dict(step.used), "sources": self._copy_sources(session, step)}
-        return {"user": state.config.config.user}
+        return {"user": config.user}
 
     def _origin(self, session: BuildSession, source: Source) -> str:
         if isinstance(source, ScratchBase):
@@ -173,10 +220,11 @@ class BuildCache:
         assert session.images is not None
         return session.images.resolve(source).digest
 
-    def _mount_input(self, session: BuildSession, path: str, source: Source | None) -> object:
+    def _mount_input(self, session: BuildSession, step: Step, number: int, path: str,
+                     source: Source | None) -> object:
         if source is not None:
             return {"from": self._origin(session, source), "path": path}
-        return {"context": _tree_digests(session.context, [path or "."], ())}
+        return {"context": self._context(session, step, f"mount {number}", [path or "."], ())}
 
     def _copy_sources(self, session: BuildSession, step: Step) -> object:
         instruction = step.instruction
@@ -189,13 +237,25 @@ class BuildCache:
                 "://" in word for word in instruction.sources) and not instruction.checksum:
             raise _NotCacheable("ADD of a URL without --checksum")
         words = [w for w in instruction.sources if "://" not in w]
-        return _tree_digests(session.context, words, instruction.excludes)
+        return self._context(session, step, "sources", words, instruction.excludes)
+
+    def _context(self, session: BuildSession, step: Step, part: str, words: list[str],
+                 excludes: tuple[str, ...]) -> object:
+        """`_tree_digests` of a step's context files, read once per build (the planned
+        keys and the step's own key both need them)."""
+        known = self._digests.get((id(step), part))
+        if known is None or known[0] is not step:
+            known = (step, _tree_digests(session.context, words, excludes))
+            self._digests[(id(step), part)] = known
+        return known[1]
 
     # --- lookups and entries ------------------------------------------------------------
 
     def lookup(self, key: str) -> Layer | None:
         """The cached layer for `key`, if there is a valid one."""
-        entry = self.store.lookup(key, ttl=float(self.options.cache.ttl_seconds))
+        started = self._pending.pop(key, None)
+        entry = started.result() if started is not None else \
+            self.store.lookup(key, ttl=float(self.options.cache.ttl_seconds))
         if entry is None:
             self.misses += 1
             log.info("cache miss %s", key[:12])
@@ -249,6 +309,11 @@ def apply_hit(session: BuildSession, state: StageState, layer: Layer) -> None:
     """Add a cached layer to the stage: extracted at once if the tree is on disk (or folded
     into its known headers), else only when a later step needs the tree."""
     state.tree.add_layer(layer, session.spool)
+
+
+def _step_facts(step: Step) -> dict[str, object]:
+    """What every file step's key holds."""
+    return {"instruction": step.instruction, "onbuild": step.onbuild, "workdir": step.workdir}
 
 
 def _layer(entry: CacheEntry, repository: Repository | None) -> Layer:

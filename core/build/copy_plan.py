@@ -38,7 +38,8 @@ from core.build.headers import HeaderIndex
 from core.build.layers import Layer, LayerSettings, LayerSpool
 from core.context.ignore import IgnoreMatcher
 from core.errors import RootfsError, StepError
-from core.rootfs import MetadataMap, Root
+from core.rootfs.metadata import MetadataMap
+from core.rootfs.paths import Root
 from core.rootfs.tarstream import EntryKind
 from core.snapshot.paths import layer_order_key
 from core.snapshot.tarwriter import LayerTarWriter, MetadataOverride

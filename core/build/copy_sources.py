@@ -19,7 +19,7 @@ from pathlib import Path
 from core.context.files import ContextEntry, ContextFiles, EntryKind
 from core.context.ignore import IgnoreMatcher
 from core.errors import ContextError, StepError
-from core.rootfs import MetadataMap
+from core.rootfs.metadata import MetadataMap
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ import stat
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 
-from core.rootfs import EntryKind, EntryMetadata, MetadataMap
+from core.rootfs.metadata import EntryMetadata, MetadataMap
+from core.rootfs.tarstream import EntryKind
 from core.run import FakeStat, Ownership
 from core.snapshot.index import StatIndex, record_fields, with_owner
 from core.snapshot.paths import parent_of

@@ -40,7 +40,8 @@ from core.build.users import Identity, run_user
 from core.dockerfile.instructions import RunInstruction
 from core.errors import BuildError, DeadlineError, SandboxError, StepError
 from core.plan import Step
-from core.rootfs import MetadataMap, Root
+from core.rootfs.metadata import MetadataMap
+from core.rootfs.paths import Root
 from core.run import NoSandbox
 from core.run.spec import BindMount, RunResult, RunSpec, Sandbox
 from core.snapshot.diff import SnapshotMode

@@ -25,7 +25,8 @@ from core.build.layers import Layer, LayerSpool
 from core.build.workdir import remove_tree
 from core.errors import RootfsError
 from core.image.manifest import Platform
-from core.rootfs import EntryMetadata, MetadataMap, Root, extract_layer
+from core.rootfs.metadata import EntryMetadata, MetadataMap
+from core.rootfs.paths import Root
 
 if TYPE_CHECKING:  # what reads or writes a tree is imported when a step does
     from core.build.copy_plan import DestView
@@ -122,6 +123,8 @@ class Tree:
         return {path: _override(meta) for path, meta in self.metadata.items()}
 
     def _extract(self, spool: LayerSpool, layer: Layer) -> None:
+        from core.rootfs.extract import extract_layer  # only a tree that is written needs it
+
         with pulled_layer_errors(layer), spool.open(layer) as source:
             result = extract_layer(source, self.rootfs, metadata=self.metadata,
                                    max_bytes=spool.extract_limit())
