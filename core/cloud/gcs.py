@@ -4,7 +4,8 @@
 otherwise Application Default Credentials apply. The SDK's default retry policy covers
 throttling and server errors for reads and (since 3.0) for uploads. Objects are read exactly
 as stored (`raw_download`: no decompressive transcoding) and pinned to the generation that
-was looked at first. Create-only writes use `if_generation_match=0`.
+was looked at first. Create-only writes use `if_generation_match=0`; writes conditional on a
+revision (the generation) use `if_generation_match=<generation>`.
 """
 
 from __future__ import annotations
@@ -86,18 +87,19 @@ class GcsStore:
 
     def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str,
                   metadata: Mapping[str, str] | None = None,
-                  create_only: bool = False) -> bool:
+                  create_only: bool = False, if_version: str | None = None) -> bool:
         url = f"gs://{bucket}/{key}"
         blob = self._client.bucket(bucket).blob(key)
         if metadata:
             blob.metadata = dict(metadata)
+        condition = 0 if create_only else _generation(url, if_version)
         try:
             blob.upload_from_string(data, content_type=content_type,
-                                    if_generation_match=0 if create_only else None)
+                                    if_generation_match=condition)
         except self._api.PreconditionFailed:
-            if not create_only:
+            if condition is None:
                 raise storage_error(f"{url}: write refused by a precondition") from None
-            log.debug("%s exists already; not overwritten", url)
+            log.debug("%s changed or exists; not overwritten", url)
             return False
         except Exception as exc:
             raise self._translate(exc, url, "write") from exc
@@ -174,6 +176,7 @@ def _info(blob: Any) -> ObjectInfo:
         size=int(blob.size or 0),
         etag=str(blob.etag or "").strip('"'),
         version=None if blob.generation is None else str(blob.generation),
+        revision=str(blob.generation or ""),
         metadata=dict(blob.metadata or {}),
         content_type=blob.content_type,
         updated=blob.updated,

@@ -4,6 +4,8 @@
 client. botocore retries throttling and 5xx answers itself (adaptive mode, `MAX_ATTEMPTS`).
 Create-only writes use `If-None-Match: *`: S3 answers 412 when the key exists, and 409 when a
 concurrent conditional write to the same key is in flight — both mean another writer won.
+Writes conditional on a revision use `If-Match: <ETag>` (412 when the object has changed, 404
+when it is gone). An ETag names content, not a write: identical bytes written again keep it.
 """
 
 from __future__ import annotations
@@ -110,15 +112,17 @@ class S3Store:
 
     def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str,
                   metadata: Mapping[str, str] | None = None,
-                  create_only: bool = False) -> bool:
+                  create_only: bool = False, if_version: str | None = None) -> bool:
         options: dict[str, Any] = {"ContentType": content_type, "Metadata": dict(metadata or {})}
         if create_only:
             options["IfNoneMatch"] = "*"
+        if if_version is not None:
+            options["IfMatch"] = f'"{if_version}"'
         try:
             self._client.put_object(Bucket=bucket, Key=key, Body=data, **options)
         except self._errors.ClientError as exc:
-            if create_only and _code(exc) in _LOST_RACE:
-                log.debug("s3://%s/%s exists already; not overwritten", bucket, key)
+            if _lost_race(exc, create_only=create_only, if_version=if_version):
+                log.debug("s3://%s/%s changed or exists; not overwritten", bucket, key)
                 return False
             raise self._translate(exc, bucket, key, "write") from exc
         except self._errors.BotoCoreError as exc:
@@ -160,6 +164,15 @@ def _chunks(body: Any) -> Iterator[bytes]:
     yield from body.iter_chunks(CHUNK_SIZE)
 
 
+def _lost_race(exc: Any, *, create_only: bool, if_version: str | None) -> bool:
+    """Whether a refused conditional write means another writer got there first (a changed
+    or removed object for `If-Match`, an existing one for `If-None-Match`)."""
+    code = _code(exc)
+    if if_version is not None and code in _MISSING and code != "NoSuchBucket":
+        return True
+    return (create_only or if_version is not None) and code in _LOST_RACE
+
+
 def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -176,6 +189,7 @@ def _info(bucket: str, key: str, reply: Mapping[str, Any]) -> ObjectInfo:
         size=int(reply.get("ContentLength", 0)),
         etag=str(reply.get("ETag", "")).strip('"'),
         version=None if version in (None, "", "null") else str(version),
+        revision=str(reply.get("ETag", "")).strip('"'),
         metadata=dict(reply.get("Metadata") or {}),
         content_type=reply.get("ContentType"),
         updated=reply.get("LastModified"),

@@ -42,6 +42,7 @@ class ObjectInfo:
     size: int
     etag: str  # without quotes
     version: str | None  # S3 VersionId or GCS generation; None when the store keeps none
+    revision: str  # what `put_bytes(if_version=...)` compares: S3 ETag, GCS generation
     metadata: Mapping[str, str] = field(default_factory=dict)  # user metadata, no prefixes
     content_type: str | None = None
     updated: datetime | None = None
@@ -100,8 +101,9 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str,
                   metadata: Mapping[str, str] | None = None,
-                  create_only: bool = False) -> bool:
-        """Write an object. With `create_only`, False (and nothing written) if it exists."""
+                  create_only: bool = False, if_version: str | None = None) -> bool:
+        """Write an object. With `create_only`, False (and nothing written) if it exists;
+        with `if_version` (an `ObjectInfo.revision`), False unless it is still at that one."""
         ...
 
     def put_file(self, bucket: str, key: str, path: Path, *, content_type: str) -> None:

@@ -7,8 +7,9 @@ Everyone else reads it and decides (`decide`, pure):
 - same upload, live claim: leave it alone (`BUSY`);
 - an older upload than the one recorded: drop the event (`STALE`);
 - an expired claim, or a newer upload than the one recorded: take the object over.
-Take-over and the final write check that the object still holds the claim they expect, then
-write and read back; see `StatusObject.replace` for what that does and does not guarantee.
+Take-over and the final write check that the object still holds the claim they expect, and
+write only if it is still at the revision they read (S3 `If-Match: <ETag>`, GCS
+`if_generation_match`): of two attempts replacing the same record, exactly one succeeds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from core.cloud.storage import ObjectStore
 from core.errors import ContextError
@@ -98,6 +98,7 @@ class Found:
     """The status object as read: its recorded content, or None when it is not ours."""
 
     recorded: Recorded | None
+    revision: str  # the store's version token when it was read (for conditional writes)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,10 @@ class StatusObject:
         return f"{self.store.scheme}://{self.bucket}/{self.key}"
 
     def read(self) -> Found | None:
-        if self.store.find(self.bucket, self.key) is None:
+        """The object, or None. Its revision is the one seen before the content was read, so
+        a write conditional on it fails if the content read is newer than that."""
+        info = self.store.find(self.bucket, self.key)
+        if info is None:
             return None
         try:
             content = self.store.read_bytes(self.bucket, self.key, max_bytes=MAX_STATUS_BYTES)
@@ -127,29 +131,28 @@ class StatusObject:
             if self.store.find(self.bucket, self.key) is None:
                 return None  # removed between the two calls
             raise
-        return Found(parse_status(content))
+        return Found(parse_status(content), info.revision)
 
     def create(self, event: Event) -> bool:
         return self.store.put_bytes(self.bucket, self.key, encode(event),
                                     content_type=STATUS_CONTENT_TYPE, create_only=True)
 
-    def replace(self, event: Event, *, expected: str | None) -> bool:
-        """Overwrite if the object still holds the claim `expected` (None: holds no claim of
-        ours), then read back to see that this write is the one that stayed.
+    def replace(self, event: Event, *, expected: str | None,
+                found: Found | None = None) -> bool:
+        """Overwrite the object if it still holds the claim `expected` (None: holds no claim
+        of ours) and is still at the revision of `found` (read now when not given).
 
-        The store interface offers create-only writes but no compare-and-swap on an existing
-        object, so two attempts taking over the same expired claim in the same instant could
-        both read back their own write; the expiry being longer than a function can run makes
-        that window the only one.
+        The write is conditional on that revision, so of several attempts replacing the same
+        record exactly one wins; the others get False and nothing is written.
         """
-        found = self.read()
-        current = found.recorded.claim if found and found.recorded else None
-        if found is not None and current != expected:
+        found = found if found is not None else self.read()
+        if found is None:
+            return self.create(event)
+        current = found.recorded.claim if found.recorded else None
+        if current != expected:
             return False
-        self.store.put_bytes(self.bucket, self.key, encode(event),
-                             content_type=STATUS_CONTENT_TYPE)
-        back = self.read()
-        return bool(back and back.recorded and back.recorded.claim == _claim_of(event))
+        return self.store.put_bytes(self.bucket, self.key, encode(event),
+                                    content_type=STATUS_CONTENT_TYPE, if_version=found.revision)
 
     def claim(self, request: BuildRequest, *, build_id: str, started: Event,
               now: datetime) -> Claimed:
@@ -168,21 +171,15 @@ class StatusObject:
                 expected = found.recorded.claim
             if decision is not Decision.TAKE_OVER:
                 return Claimed(decision, found.recorded)
-            if self.replace(started, expected=expected):
+            if self.replace(started, expected=expected, found=found):
                 return Claimed(Decision.BUILD)
+            # another attempt replaced it first: read what is there and decide again
         raise ClaimError(f"{self.url}: could not claim the build after {_CLAIM_ATTEMPTS} tries")
 
     def finish(self, event: Event, *, claim: str) -> bool:
         """Record the final event if this attempt still holds the claim; False if another
         attempt has taken the object over (its record is left as it is)."""
-        found = self.read()
-        if found is not None and (found.recorded is None or found.recorded.claim != claim):
-            log.warning("%s was taken over by another attempt; not overwriting it", self.url)
-            return False
-        self.store.put_bytes(self.bucket, self.key, encode(event),
-                             content_type=STATUS_CONTENT_TYPE)
-        return True
-
-
-def _claim_of(event: Event) -> Any:
-    return event.get("data", {}).get("claim")
+        if self.replace(event, expected=claim):
+            return True
+        log.warning("%s was taken over by another attempt; not overwriting it", self.url)
+        return False

@@ -78,6 +78,26 @@ def test_create_only(store_bucket: tuple[ObjectStore, str]) -> None:
     assert store.read_bytes(bucket, key, max_bytes=1024) == b'{"state":"succeeded"}'
 
 
+def test_write_if_version(store_bucket: tuple[ObjectStore, str]) -> None:
+    store, bucket = store_bucket
+    store.put_bytes(bucket, "k", b"one", content_type="text/plain")
+    first = store.head(bucket, "k")
+    assert first.revision
+    assert store.put_bytes(bucket, "k", b"two", content_type="text/plain",
+                           if_version=first.revision) is True
+    second = store.head(bucket, "k")
+    assert second.revision and second.revision != first.revision
+    # a stale revision is refused and nothing is written
+    assert store.put_bytes(bucket, "k", b"three", content_type="text/plain",
+                           if_version=first.revision) is False
+    assert store.read_bytes(bucket, "k", max_bytes=100) == b"two"
+    assert store.head(bucket, "k").revision == second.revision
+    # the object being gone counts as changed
+    assert store.put_bytes(bucket, "gone", b"x", content_type="text/plain",
+                           if_version=second.revision) is False
+    assert store.find(bucket, "gone") is None
+
+
 def test_size_limits(store_bucket: tuple[ObjectStore, str], tmp_path: Path) -> None:
     store, bucket = store_bucket
     store.put_bytes(bucket, "k", b"x" * 100, content_type="text/plain")

@@ -148,6 +148,21 @@ def test_expired_claim_is_taken_over(bucket: Bucket) -> None:
     assert recorded(bucket).claim == "retry"
 
 
+def test_two_takeovers_of_one_expired_claim_one_wins(bucket: Bucket) -> None:
+    req = request_for(bucket, version="100")
+    assert claim(bucket, req, "crashed", expires_in=-1) is Decision.BUILD
+    status = StatusObject(bucket.store, bucket.name, req.key)
+    found = status.read()  # both attempts read the same expired claim
+    assert found is not None
+    won = [status.replace(started(attempt_for(req, token)), expected="crashed", found=found)
+           for token in ("first", "second")]
+    assert won == [True, False]
+    assert recorded(bucket).claim == "first"
+    # the loser, deciding again, finds a live claim of the same upload
+    assert claim(bucket, req, "second") is Decision.BUSY
+    assert recorded(bucket).claim == "first"
+
+
 def test_older_upload_is_dropped_and_newer_one_takes_over(bucket: Bucket) -> None:
     newer = request_for(bucket, version="200", sequencer="0200",
                         event_time=NOW + timedelta(seconds=5))
