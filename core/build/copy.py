@@ -10,19 +10,18 @@ layer is extracted onto the tree only if the tree is already on disk.
 from __future__ import annotations
 
 import os
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from core.build import add
 from core.build.copy_plan import absolute_dest, plan_items, start_plan, write_layer
 from core.build.copy_sources import SourceItem, SourceTree, match_sources
 from core.build.history import copy_text
-from core.build.layers import Layer
+from core.build.layers import StepLayer
 from core.build.session import BuildSession
 from core.build.stage import StageState
 from core.build.url_policy import UrlPolicy
 from core.build.users import chown_owner
+from core.build.workdir import remove_tree
 from core.context.ignore import compile_patterns
 from core.dockerfile.ast import Heredoc
 from core.dockerfile.instructions import AddInstruction, CopyInstruction
@@ -30,14 +29,8 @@ from core.errors import StepError
 from core.plan import Step
 
 
-@dataclass(frozen=True)
-class CopyResult:
-    created_by: str
-    layer: Layer | None
-
-
 def run_copy(session: BuildSession, stage: StageState, step: Step, *,
-             single_snapshot: bool = False) -> CopyResult:
+             single_snapshot: bool = False) -> StepLayer:
     """Execute one COPY/ADD step on `stage` (history and layer are the caller's to record)."""
     instruction = step.instruction
     assert isinstance(instruction, (CopyInstruction, AddInstruction))
@@ -65,10 +58,10 @@ def run_copy(session: BuildSession, stage: StageState, step: Step, *,
                    excludes=compile_patterns(instruction.excludes, source="--exclude"))
         layer = write_layer(plan, session.spool, settings=session.settings, created_by=text)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)  # any depth, never through a mount
     if layer is not None:
         tree.absorb(layer, session.spool, single_snapshot=single_snapshot)
-    return CopyResult(text, layer)
+    return StepLayer(text, layer)
 
 
 def _blind(instruction: CopyInstruction | AddInstruction, items: list[SourceItem],

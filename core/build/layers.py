@@ -67,6 +67,15 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class StepLayer:
+    """What a file-system step (RUN, COPY/ADD, WORKDIR) made: its history text, and its layer
+    (None when it changed nothing)."""
+
+    created_by: str
+    layer: Layer | None
+
+
+@dataclass(frozen=True)
 class LayerSettings:
     """How new layers are written."""
 

@@ -53,7 +53,7 @@ from core.build.secrets import (
 from core.build.session import BuildSession
 from core.build.steps import Progress, StageOutlook, run_stage, start_stage
 from core.build.uploads import Uploads
-from core.build.workdir import WorkDir
+from core.build.workdir import WorkDir, remove_tree
 from core.cache.base import BaseLayerCache
 from core.context.files import ContextFiles
 from core.context.ignore import load_ignore
@@ -102,7 +102,7 @@ def _remove(workdir: WorkDir) -> None:
     if not workdir.owned or os.geteuid() != 0 or shutil.which("rm") is None:
         workdir.cleanup()
         return
-    shutil.rmtree(workdir.secrets, ignore_errors=True)
+    remove_tree(workdir.secrets)
     trash = workdir.root.with_name(f".{workdir.root.name}.removing")
     try:
         os.rename(workdir.root, trash)
@@ -114,7 +114,7 @@ def _remove(workdir: WorkDir) -> None:
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, start_new_session=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(trash, ignore_errors=True)
+        remove_tree(trash)  # any depth (a RUN's tree may be thousands of levels deep)
 
 
 def check_options(options: BuildOptions) -> None:

@@ -23,13 +23,13 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from core.build.config_steps import with_shell
 from core.build.events import StepOutput
 from core.build.history import run_text
-from core.build.layers import Layer
+from core.build.layers import Layer, StepLayer
 from core.build.mounts import PreparedMounts, prepare_mounts
 from core.build.ownership import effective, updated_metadata
 from core.build.sandbox import concrete
@@ -59,12 +59,6 @@ _PROOT_LIMIT = ("RUN steps run under proot: chown and chgrp to another user repo
                 "belong to the step's user")
 
 
-@dataclass(frozen=True)
-class RunResultInfo:
-    created_by: str
-    layer: Layer | None
-
-
 def command_line(run: RunInstruction, shell_prefix: Callable[[tuple[str, ...]], tuple[str, ...]],
                  ) -> tuple[tuple[str, ...], str | None]:
     """(argv, script name) for a RUN; the script name is set when a `#!` here-document is
@@ -87,7 +81,7 @@ def command_line(run: RunInstruction, shell_prefix: Callable[[tuple[str, ...]], 
 
 
 def run_step(session: BuildSession, stage: StageState, step: Step, sandbox: Sandbox,
-             *, single_snapshot: bool) -> RunResultInfo:
+             *, single_snapshot: bool) -> StepLayer:
     """Execute one RUN on `stage` (the caller records history and layer)."""
     run = step.instruction
     assert isinstance(run, RunInstruction)
@@ -118,8 +112,8 @@ def run_step(session: BuildSession, stage: StageState, step: Step, sandbox: Sand
     if single_snapshot:
         _follow_ownership(session, stage, before, result, made)
         stage.tree.index = None
-        return RunResultInfo(created_by, None)
-    return RunResultInfo(created_by, _snapshot(session, stage, before, created_by,
+        return StepLayer(created_by, None)
+    return StepLayer(created_by, _snapshot(session, stage, before, created_by,
                                                changes=(result, made)))
 
 

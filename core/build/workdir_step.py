@@ -11,31 +11,24 @@ without a group, the group of the same number), resolved in the stage's /etc/pas
 from __future__ import annotations
 
 import logging
-import shutil
-from dataclasses import dataclass
 
 from core.build.copy_plan import start_plan, write_layer
-from core.build.layers import Layer
+from core.build.layers import StepLayer
 from core.build.session import BuildSession
 from core.build.stage import StageState
 from core.build.users import chown_owner
+from core.build.workdir import remove_tree
 from core.plan import Step
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WorkdirResult:
-    created_by: str
-    layer: Layer | None
-
-
 def run_workdir(session: BuildSession, stage: StageState, step: Step, *,
-                single_snapshot: bool = False) -> WorkdirResult:
+                single_snapshot: bool = False) -> StepLayer:
     path = step.workdir
     text = f"WORKDIR {path}"
     if path == "/":
-        return WorkdirResult(text, None)
+        return StepLayer(text, None)
     tree = stage.tree
     user = stage.config.config.user
     owner = chown_owner(user, tree.accounts(session.spool), where="USER") if user else (0, 0)
@@ -45,11 +38,11 @@ def run_workdir(session: BuildSession, stage: StageState, step: Step, *,
         plan.ensure_dir(plan.view.resolve(path.lstrip("/")))
         created = [p for p, e in plan.entries.items() if e.source == plan.staging_dir]
         if not created:
-            return WorkdirResult(text, None)
+            return StepLayer(text, None)
         log.info("WORKDIR %s: creating %s", path, ", ".join("/" + p for p in created))
         layer = write_layer(plan, session.spool, settings=session.settings, created_by=text)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)  # any depth, never through a mount
     if layer is not None:
         tree.absorb(layer, session.spool, single_snapshot=single_snapshot)
-    return WorkdirResult(text, layer)
+    return StepLayer(text, layer)
