@@ -79,7 +79,7 @@ class HeaderIndex:
                               entry.linkname)
             if node.kind is EntryKind.FILE and path in ACCOUNT_FILES and \
                     entry.size <= _TEXT_LIMIT:
-                self.texts[path] = _payload(reader, entry.size)
+                self.texts[path] = reader.read_bytes(entry.size)
         if node.kind is not EntryKind.DIR:
             self._remove_below(path, keep=set())
         self.nodes[path] = node
@@ -137,15 +137,3 @@ class HeaderIndex:
     def text(self, path: str) -> str:
         """The content of a small account file (resolved path), "" when unknown."""
         return self.texts.get(self.resolve(path), b"").decode("utf-8", "replace")
-
-
-def _payload(reader: TarReader, size: int) -> bytes:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        count = reader.read_payload(view[got:])
-        if count == 0:
-            break
-        got += count
-    return bytes(buffer[:got])

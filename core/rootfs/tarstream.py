@@ -105,6 +105,15 @@ class TarReader:
         self._remaining -= got
         return got
 
+    def read_bytes(self, size: int) -> bytes:
+        """The current entry's payload, `size` bytes at most (the caller bounds `size`)."""
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        got = 0
+        while got < size and (count := self.read_payload(view[got:])):
+            got += count
+        return bytes(buffer[:got])
+
     def drain(self) -> int:
         """Read and drop whatever follows the archive; return how many bytes that was."""
         start = self._position

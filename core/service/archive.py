@@ -66,15 +66,7 @@ def _payload(reader: TarReader, size: int) -> bytes:
     if size > MAX_SETTINGS_BYTES:
         raise SettingsError(f"{ARCHIVE_SETTINGS} is {size} bytes; the limit is "
                             f"{MAX_SETTINGS_BYTES}")
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    filled = 0
-    while filled < size:
-        got = reader.read_payload(view[filled:])
-        if got == 0:
-            break
-        filled += got
-    return bytes(buffer[:filled])
+    return reader.read_bytes(size)
 
 
 def check_dockerfile(scan: ArchiveScan, *, sub_path: str, dockerfile: str) -> None:
